@@ -1,0 +1,1 @@
+//! ipukit preprocessing (work in progress).
