@@ -1,0 +1,632 @@
+//! 2-D convolution on NHWC with OHWI weights, as GEMM.
+//!
+//! The output is a `[M = N·OH·OW, Cout]` matrix. A 1×1 stride-1 unpadded convolution reads
+//! the input directly as the `[M, Cin]` left operand; any other kernel first copies the
+//! receptive fields of a chunk of output pixels into a scratch matrix (im2col, `[rows, KH·KW·Cin]`,
+//! in the weights' `(kh, kw, ci)` order). The weights are packed once into `[K, Cout]` per
+//! group. Rows are split into one task per thread; each task walks its rows in cache-sized
+//! chunks — im2col, GEMM, then bias and activation while the chunk is still in cache.
+//! A grouped convolution with one input channel per group is a depthwise convolution and runs
+//! on [`PackedDepthwise`].
+
+use super::gemm::sgemm;
+use super::{Epilogue, PackedDepthwise};
+use crate::error::{check_len, invalid, Result};
+use ipukit_ir::ops::{window_out_len, Conv2d, Padding2d};
+use rayon::prelude::*;
+
+/// Target size (in floats) of one im2col chunk: about 256 KiB, an L2-sized working set.
+const CHUNK_FLOATS: usize = 64 * 1024;
+/// Fewest output rows worth a task of their own.
+const MIN_TASK_ROWS: usize = 32;
+
+/// Geometry shared by the convolution kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Geometry {
+    pub kh: usize,
+    pub kw: usize,
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    pub padding: Padding2d,
+}
+
+impl Geometry {
+    /// Output (OH, OW) for an input of `h` × `w`.
+    pub(crate) fn out_hw(&self, op: &'static str, h: usize, w: usize) -> Result<[usize; 2]> {
+        let p = self.padding;
+        let oh = window_out_len(
+            h,
+            p.top,
+            p.bottom,
+            self.kh,
+            self.strides[0],
+            self.dilations[0],
+            false,
+        );
+        let ow = window_out_len(
+            w,
+            p.left,
+            p.right,
+            self.kw,
+            self.strides[1],
+            self.dilations[1],
+            false,
+        );
+        match (oh, ow) {
+            (Some(a), Some(b)) if self.dilations[0] > 0 && self.dilations[1] > 0 => Ok([a, b]),
+            _ => Err(invalid(
+                op,
+                format!(
+                    "kernel {}x{} (stride {:?}, dilation {:?}, padding {:?}) does not fit a {h}x{w} input",
+                    self.kh, self.kw, self.strides, self.dilations, self.padding
+                ),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Impl {
+    Gemm {
+        /// Per group, `[K, cout_g]` row-major with `K = kh·kw·cin_g`.
+        weights: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
+    Depthwise(PackedDepthwise),
+}
+
+/// A Conv2d with its weights packed for the GEMM kernel.
+#[derive(Debug, Clone)]
+pub struct PackedConv {
+    geo: Geometry,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    epilogue: Epilogue,
+    imp: Impl,
+}
+
+impl PackedConv {
+    /// Packs OHWI `weight` (`[Cout, KH, KW, Cin/groups]`) and the optional `[Cout]` bias; the
+    /// epilogue starts as the attribute's fused activation.
+    pub fn new(
+        attrs: &Conv2d,
+        weight: &[f32],
+        weight_shape: &[usize],
+        bias: Option<&[f32]>,
+    ) -> Result<PackedConv> {
+        const OP: &str = "Conv2d";
+        let &[cout, kh, kw, cin_g] = weight_shape else {
+            return Err(invalid(
+                OP,
+                format!("weight must be 4-D OHWI, got {weight_shape:?}"),
+            ));
+        };
+        let groups = attrs.groups;
+        if groups == 0 || cout % groups != 0 {
+            return Err(invalid(
+                OP,
+                format!("{groups} groups do not divide {cout} output channels"),
+            ));
+        }
+        check_len(OP, "weight", weight.len(), cout * kh * kw * cin_g)?;
+        if let Some(b) = bias {
+            check_len(OP, "bias", b.len(), cout)?;
+        }
+        if kh == 0 || kw == 0 || attrs.strides.contains(&0) {
+            return Err(invalid(OP, "kernel and strides must be positive"));
+        }
+        let geo = Geometry {
+            kh,
+            kw,
+            strides: attrs.strides,
+            dilations: attrs.dilations,
+            padding: attrs.padding,
+        };
+        let cin = cin_g * groups;
+        let cout_g = cout / groups;
+        let epilogue = Epilogue::new(attrs.activation);
+        if cin_g == 1 && groups > 1 && groups == cin {
+            // One input channel per group: output channel o = c·m + j reads input c, exactly the
+            // depthwise layout; the weight [Cout, KH, KW, 1] becomes [KH, KW, Cout].
+            let mut dw = vec![0.0; kh * kw * cout];
+            for o in 0..cout {
+                for t in 0..kh * kw {
+                    dw[t * cout + o] = weight[o * kh * kw + t];
+                }
+            }
+            let imp = Impl::Depthwise(PackedDepthwise::from_parts(
+                geo.clone(),
+                cin,
+                cout_g,
+                dw,
+                bias.map(<[f32]>::to_vec),
+                epilogue,
+            ));
+            return Ok(PackedConv {
+                geo,
+                cin,
+                cout,
+                groups,
+                epilogue,
+                imp,
+            });
+        }
+        let k = kh * kw * cin_g;
+        let mut packed = vec![0.0; groups * k * cout_g];
+        for g in 0..groups {
+            let dst = &mut packed[g * k * cout_g..(g + 1) * k * cout_g];
+            for j in 0..cout_g {
+                let src = &weight[(g * cout_g + j) * k..(g * cout_g + j + 1) * k];
+                for (p, &v) in src.iter().enumerate() {
+                    dst[p * cout_g + j] = v;
+                }
+            }
+        }
+        Ok(PackedConv {
+            geo,
+            cin,
+            cout,
+            groups,
+            epilogue,
+            imp: Impl::Gemm {
+                weights: packed,
+                bias: bias.map(<[f32]>::to_vec),
+            },
+        })
+    }
+
+    /// The epilogue applied to the output.
+    pub fn epilogue(&self) -> Epilogue {
+        self.epilogue
+    }
+
+    /// Replaces the epilogue (to fuse a following element-wise operator).
+    pub fn set_epilogue(&mut self, e: Epilogue) {
+        self.epilogue = e;
+        if let Impl::Depthwise(d) = &mut self.imp {
+            d.set_epilogue(e);
+        }
+    }
+
+    /// Output shape for an NHWC input of shape `x_shape`.
+    pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
+        let &[n, h, w, c] = x_shape else {
+            return Err(invalid(
+                "Conv2d",
+                format!("input must be 4-D NHWC, got {x_shape:?}"),
+            ));
+        };
+        if c != self.cin {
+            return Err(invalid(
+                "Conv2d",
+                format!("input has {c} channels, the weights expect {}", self.cin),
+            ));
+        }
+        let [oh, ow] = self.geo.out_hw("Conv2d", h, w)?;
+        Ok([n, oh, ow, self.cout])
+    }
+
+    fn is_pointwise(&self) -> bool {
+        let g = &self.geo;
+        g.kh == 1 && g.kw == 1 && g.strides == [1, 1] && g.padding.is_zero()
+    }
+
+    /// Rows per task and per chunk for `m` output pixels on `threads` threads.
+    fn plan(&self, m: usize, threads: usize) -> (usize, usize, usize) {
+        let k = self.geo.kh * self.geo.kw * (self.cin / self.groups);
+        let tasks = if threads <= 1 || m < 2 * MIN_TASK_ROWS {
+            1
+        } else {
+            threads.min(m / MIN_TASK_ROWS)
+        };
+        let task_rows = m.div_ceil(tasks).max(1);
+        let chunk = if tasks == 1 && threads > 1 {
+            // One task, parallel GEMM: make the chunk as large as the budget allows.
+            (4 * CHUNK_FLOATS / k.max(1)).max(16)
+        } else {
+            (CHUNK_FLOATS / k.max(1)).clamp(16, 1024)
+        }
+        .min(task_rows);
+        (tasks, task_rows, chunk)
+    }
+
+    /// Scratch elements [`PackedConv::run`] needs for this input on `threads` threads.
+    pub fn scratch_len(&self, x_shape: &[usize], threads: usize) -> usize {
+        if self.is_pointwise() || matches!(self.imp, Impl::Depthwise(_)) {
+            return 0;
+        }
+        let Ok([n, oh, ow, _]) = self.output_shape(x_shape) else {
+            return 0;
+        };
+        let k = self.geo.kh * self.geo.kw * (self.cin / self.groups);
+        let (tasks, _, chunk) = self.plan(n * oh * ow, threads);
+        tasks * chunk * k
+    }
+
+    /// Runs the convolution: `x` NHWC, `out` NHWC of [`PackedConv::output_shape`]; `scratch`
+    /// holds at least [`PackedConv::scratch_len`] elements (fewer threads are used if it is
+    /// shorter).
+    pub fn run(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "Conv2d";
+        let [n, oh, ow, cout] = self.output_shape(x_shape)?;
+        check_len(OP, "input", x.len(), x_shape.iter().product())?;
+        check_len(OP, "output", out.len(), n * oh * ow * cout)?;
+        let (weights, bias) = match &self.imp {
+            Impl::Depthwise(d) => return d.run(x, x_shape, out),
+            Impl::Gemm { weights, bias } => (weights, bias.as_deref()),
+        };
+        let m = n * oh * ow;
+        if m == 0 || cout == 0 {
+            return Ok(());
+        }
+        let threads = rayon::current_num_threads();
+        let (mut tasks, mut task_rows, chunk) = self.plan(m, threads);
+        let pointwise = self.is_pointwise();
+        let k = self.geo.kh * self.geo.kw * (self.cin / self.groups);
+        let per_task = if pointwise { 0 } else { chunk * k };
+        if per_task > 0 && scratch.len() < tasks * per_task {
+            tasks = (scratch.len() / per_task).max(1);
+            if scratch.len() < per_task {
+                return Err(invalid(
+                    OP,
+                    format!("scratch has {} elements, needs {per_task}", scratch.len()),
+                ));
+            }
+            task_rows = m.div_ceil(tasks);
+        }
+        let ctx = Ctx {
+            conv: self,
+            x,
+            h: x_shape[1],
+            w: x_shape[2],
+            oh,
+            ow,
+            weights,
+            bias,
+            chunk,
+            k,
+            pointwise,
+            parallel_gemm: tasks == 1 && threads > 1,
+        };
+        if tasks == 1 {
+            ctx.task(0, out, &mut scratch[..per_task]);
+        } else {
+            let scratch = &mut scratch[..tasks * per_task];
+            let scratch_chunks: Vec<&mut [f32]> = if per_task == 0 {
+                (0..tasks).map(|_| <&mut [f32]>::default()).collect()
+            } else {
+                scratch.chunks_mut(per_task).collect()
+            };
+            out.par_chunks_mut(task_rows * cout)
+                .zip(scratch_chunks)
+                .enumerate()
+                .for_each(|(t, (o, s))| ctx.task(t * task_rows, o, s));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a task needs.
+struct Ctx<'a> {
+    conv: &'a PackedConv,
+    x: &'a [f32],
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    weights: &'a [f32],
+    bias: Option<&'a [f32]>,
+    chunk: usize,
+    k: usize,
+    pointwise: bool,
+    parallel_gemm: bool,
+}
+
+impl Ctx<'_> {
+    /// Computes output rows `row0..row0 + out.len() / cout`.
+    fn task(&self, row0: usize, out: &mut [f32], scratch: &mut [f32]) {
+        let c = self.conv;
+        let cout = c.cout;
+        let groups = c.groups;
+        let cin_g = c.cin / groups;
+        let cout_g = cout / groups;
+        let rows = out.len() / cout;
+        let mut r = 0;
+        while r < rows {
+            let n_rows = self.chunk.min(rows - r);
+            let dst = &mut out[r * cout..(r + n_rows) * cout];
+            for g in 0..groups {
+                let wg = &self.weights[g * self.k * cout_g..(g + 1) * self.k * cout_g];
+                let dst_g = &mut dst[g * cout_g..];
+                if self.pointwise {
+                    let a = &self.x[(row0 + r) * c.cin + g * cin_g..];
+                    sgemm(
+                        n_rows,
+                        cout_g,
+                        cin_g,
+                        a,
+                        c.cin,
+                        wg,
+                        cout_g,
+                        dst_g,
+                        cout,
+                        false,
+                        self.parallel_gemm,
+                    );
+                } else {
+                    let col = &mut scratch[..n_rows * self.k];
+                    self.im2col(row0 + r, n_rows, g, col);
+                    sgemm(
+                        n_rows,
+                        cout_g,
+                        self.k,
+                        col,
+                        self.k,
+                        wg,
+                        cout_g,
+                        dst_g,
+                        cout,
+                        false,
+                        self.parallel_gemm,
+                    );
+                }
+            }
+            c.epilogue.apply_rows(dst, cout, self.bias);
+            r += n_rows;
+        }
+    }
+
+    /// Copies the receptive fields of output pixels `p0..p0 + rows` (group `g`) into `col`.
+    fn im2col(&self, p0: usize, rows: usize, g: usize, col: &mut [f32]) {
+        let c = self.conv;
+        let geo = &c.geo;
+        let cin_g = c.cin / c.groups;
+        let (kh, kw) = (geo.kh, geo.kw);
+        let [sh, sw] = geo.strides;
+        let [dh, dw] = geo.dilations;
+        let (pt, pl) = (geo.padding.top as isize, geo.padding.left as isize);
+        let contiguous_taps = dw == 1 && cin_g == c.cin;
+        let plane = self.oh * self.ow;
+        for (i, dst) in col.chunks_exact_mut(self.k).take(rows).enumerate() {
+            let p = p0 + i;
+            let n = p / plane;
+            let oy = (p % plane) / self.ow;
+            let ox = p % self.ow;
+            let ix0 = (ox * sw) as isize - pl;
+            // Valid kx: 0 <= ix0 + kx*dw < w.
+            let kx_lo = if ix0 >= 0 {
+                0
+            } else {
+                ((-ix0) as usize).div_ceil(dw)
+            }
+            .min(kw);
+            let kx_hi = if (self.w as isize) <= ix0 {
+                0
+            } else {
+                ((self.w as isize - ix0) as usize).div_ceil(dw).min(kw)
+            }
+            .max(kx_lo);
+            for ky in 0..kh {
+                let iy = (oy * sh) as isize - pt + (ky * dh) as isize;
+                let row = &mut dst[ky * kw * cin_g..(ky + 1) * kw * cin_g];
+                if iy < 0 || iy >= self.h as isize {
+                    row.fill(0.0);
+                    continue;
+                }
+                row[..kx_lo * cin_g].fill(0.0);
+                row[kx_hi * cin_g..].fill(0.0);
+                if kx_hi == kx_lo {
+                    continue;
+                }
+                let base = (n * self.h + iy as usize) * self.w;
+                if contiguous_taps {
+                    let ix = (ix0 + kx_lo as isize) as usize;
+                    let len = (kx_hi - kx_lo) * cin_g;
+                    row[kx_lo * cin_g..kx_hi * cin_g]
+                        .copy_from_slice(&self.x[(base + ix) * c.cin..(base + ix) * c.cin + len]);
+                } else {
+                    for kx in kx_lo..kx_hi {
+                        let ix = (ix0 + (kx * dw) as isize) as usize;
+                        let src = (base + ix) * c.cin + g * cin_g;
+                        row[kx * cin_g..(kx + 1) * cin_g]
+                            .copy_from_slice(&self.x[src..src + cin_g]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::float::testutil::data;
+    use ipukit_ir::ops::FusedActivation;
+    use proptest::prelude::*;
+
+    /// Direct definition: out[n,oy,ox,o] = b[o] + Σ x[n, oy·s−p+ky·d, ox·s−p+kx·d, g·cin_g+i] · w[o,ky,kx,i].
+    fn naive(
+        attrs: &Conv2d,
+        x: &[f32],
+        xs: [usize; 4],
+        w: &[f32],
+        ws: [usize; 4],
+        bias: Option<&[f32]>,
+    ) -> (Vec<usize>, Vec<f32>) {
+        let [n, h, wd, _cin] = xs;
+        let [cout, kh, kw, cin_g] = ws;
+        let g = attrs.groups;
+        let cout_g = cout / g;
+        let p = attrs.padding;
+        let oh = (h + p.top + p.bottom - attrs.dilations[0] * (kh - 1) - 1) / attrs.strides[0] + 1;
+        let ow = (wd + p.left + p.right - attrs.dilations[1] * (kw - 1) - 1) / attrs.strides[1] + 1;
+        let cin = cin_g * g;
+        let mut out = vec![0.0; n * oh * ow * cout];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..cout {
+                        let grp = o / cout_g;
+                        let mut acc = bias.map_or(0.0, |bb| bb[o]) as f64;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * attrs.strides[0] + ky * attrs.dilations[0]) as isize
+                                    - p.top as isize;
+                                let ix = (ox * attrs.strides[1] + kx * attrs.dilations[1]) as isize
+                                    - p.left as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                for i in 0..cin_g {
+                                    let xv = x[((b * h + iy as usize) * wd + ix as usize) * cin
+                                        + grp * cin_g
+                                        + i];
+                                    let wv = w[((o * kh + ky) * kw + kx) * cin_g + i];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        out[((b * oh + oy) * ow + ox) * cout + o] =
+                            attrs.activation.apply(acc as f32);
+                    }
+                }
+            }
+        }
+        (vec![n, oh, ow, cout], out)
+    }
+
+    fn check(
+        attrs: Conv2d,
+        xs: [usize; 4],
+        ws: [usize; 4],
+        with_bias: bool,
+        threads: usize,
+    ) -> std::result::Result<(), TestCaseError> {
+        let x = data(xs.iter().product(), 1);
+        let w = data(ws.iter().product(), 2);
+        let b = data(ws[0], 3);
+        let bias = with_bias.then_some(b.as_slice());
+        let (shape, want) = naive(&attrs, &x, xs, &w, ws, bias);
+        let packed = PackedConv::new(&attrs, &w, &ws, bias).unwrap();
+        prop_assert_eq!(packed.output_shape(&xs).unwrap().to_vec(), shape);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut out = vec![f32::NAN; want.len()];
+        let mut scratch = vec![0.0; packed.scratch_len(&xs, threads)];
+        pool.install(|| packed.run(&x, &xs, &mut out, &mut scratch))
+            .unwrap();
+        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+            prop_assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "at {}: {} vs {}",
+                i,
+                g,
+                w
+            );
+        }
+        Ok(())
+    }
+
+    prop_compose! {
+        fn conv_case()(
+            groups in 1usize..4, cin_g in 1usize..6, cout_g in 1usize..6,
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..3,
+            dh in 1usize..3, dw in 1usize..3, pads in proptest::array::uniform4(0usize..3),
+            n in 1usize..3, h in 1usize..9, w in 1usize..9, relu in any::<bool>(),
+            bias in any::<bool>(), threads in 1usize..4,
+        ) -> (Conv2d, [usize; 4], [usize; 4], bool, usize) {
+            let attrs = Conv2d {
+                strides: [sh, sw],
+                dilations: [dh, dw],
+                padding: Padding2d { top: pads[0], left: pads[1], bottom: pads[2], right: pads[3] },
+                groups,
+                activation: if relu { FusedActivation::Relu } else { FusedActivation::None },
+            };
+            // Make sure the kernel fits.
+            let h = h.max(dh * (kh - 1) + 1);
+            let w = w.max(dw * (kw - 1) + 1);
+            (attrs, [n, h, w, cin_g * groups], [cout_g * groups, kh, kw, cin_g], bias, threads)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_naive((attrs, xs, ws, bias, threads) in conv_case()) {
+            check(attrs, xs, ws, bias, threads)?;
+        }
+    }
+
+    fn plain(stride: usize, pad: usize, groups: usize) -> Conv2d {
+        Conv2d {
+            strides: [stride, stride],
+            dilations: [1, 1],
+            padding: Padding2d {
+                top: pad,
+                left: pad,
+                bottom: pad,
+                right: pad,
+            },
+            groups,
+            activation: FusedActivation::Relu6,
+        }
+    }
+
+    #[test]
+    fn realistic_shapes_use_every_path() {
+        // Pointwise over many rows (row-split tasks), 3x3 with chunked im2col, strided 3x3,
+        // depthwise-as-grouped, and a tiny deep layer (parallel GEMM path).
+        check(plain(1, 0, 1), [1, 40, 40, 24], [40, 1, 1, 24], true, 2).unwrap();
+        check(plain(1, 1, 1), [1, 40, 40, 16], [32, 3, 3, 16], true, 2).unwrap();
+        check(plain(2, 1, 1), [2, 21, 19, 8], [16, 3, 3, 8], false, 3).unwrap();
+        check(plain(1, 1, 12), [1, 10, 10, 12], [24, 3, 3, 1], true, 2).unwrap();
+        check(plain(1, 1, 1), [1, 5, 5, 64], [48, 3, 3, 64], true, 2).unwrap();
+        check(plain(1, 0, 4), [1, 12, 12, 32], [16, 1, 1, 8], true, 2).unwrap();
+    }
+
+    #[test]
+    fn short_scratch_falls_back_to_fewer_tasks_or_errors() {
+        let attrs = plain(1, 1, 1);
+        let xs = [1, 40, 40, 8];
+        let ws = [8, 3, 3, 8];
+        let x = data(12800, 4);
+        let w = data(576, 5);
+        let packed = PackedConv::new(&attrs, &w, &ws, None).unwrap();
+        let need = packed.scratch_len(&xs, 2);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut full = vec![0.0; 12800];
+        let mut half = vec![0.0; 12800];
+        pool.install(|| packed.run(&x, &xs, &mut full, &mut vec![0.0; need]))
+            .unwrap();
+        pool.install(|| packed.run(&x, &xs, &mut half, &mut vec![0.0; need / 2]))
+            .unwrap();
+        assert_eq!(full, half);
+        assert!(pool
+            .install(|| packed.run(&x, &xs, &mut half, &mut []))
+            .is_err());
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let attrs = plain(1, 1, 1);
+        assert!(PackedConv::new(&attrs, &[0.0; 10], &[2, 3, 3, 1], None).is_err());
+        let packed = PackedConv::new(&attrs, &[0.0; 18], &[2, 3, 3, 1], None).unwrap();
+        assert!(packed.output_shape(&[1, 4, 4, 2]).is_err());
+        assert!(packed.output_shape(&[1, 4, 4]).is_err());
+        let mut out = vec![0.0; 3];
+        assert!(packed
+            .run(&[0.0; 16], &[1, 4, 4, 1], &mut out, &mut [])
+            .is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! ipukit compute kernels.
+//!
+//! Kernels take plain slices, shapes and the IR's attribute structs; they know nothing about
+//! graphs. Tensors are NHWC as in the IR.
+//!
+//! * [`array`] — data movement (concat, split, slice, transpose, gather, pad, …), generic over
+//!   the element type so that constant folding can run them on `i64` shape arithmetic.
+//! * [`math`] — element-wise arithmetic with numpy broadcasting, casts, reductions; for `f32`
+//!   and the integer types shape arithmetic needs.
+//! * [`float`] — float32 compute kernels: convolutions and matrix products on GEMM with
+//!   prepacked weights, depthwise, pooling, resize, softmax.
+//!
+//! Integer kernels with the fixed-point semantics will live next to [`float`] in `int`.
+//!
+//! Parallel kernels use the *current* rayon thread pool (call them inside
+//! `ThreadPool::install` to pick the number of threads).
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod array;
+pub mod element;
+pub mod error;
+pub mod float;
+pub mod math;
+pub(crate) mod par;
+pub mod shape;
+pub(crate) mod simd;
+
+pub use element::Element;
+pub use error::{KernelError, Result};
