@@ -4,7 +4,9 @@
 //! the ONNX node tests from PyPI into `.cache/`). Run `cargo xtask help` for the list.
 
 mod fetch;
+mod fixtures;
 mod manifest;
+mod models;
 mod util;
 mod venv;
 
@@ -36,12 +38,19 @@ enum Cmd {
         #[arg(long)]
         list: bool,
     },
+    /// Check and list the model fixtures (fixtures/models/*: model.toml, input_config.ini).
+    Fixtures {
+        /// Only these fixtures.
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Venv { force } => venv::run(force),
+        Cmd::Fixtures { models } => fixtures::run(&models),
         Cmd::Fetch { only, list } => {
             if list {
                 fetch::list()
