@@ -1,0 +1,181 @@
+//! How IR operators are stored in a `.sim` file.
+//!
+//! An operator is written as a TFLite builtin only where the builtin has exactly the IR's
+//! semantics; otherwise it is a custom operator with `custom_code` `IPU_<Name>` and a flexbuffer
+//! map of options (`custom_options_format` FLEXBUFFERS). Attribute tensors that TFLite builtins
+//! take as inputs (shapes, axes, permutations, paddings…) are INT32 constants added after the
+//! IR's tensors; the reader turns them back into attributes and drops them.
+//!
+//! | IR operator | builtin (when) | custom otherwise |
+//! |---|---|---|
+//! | `Conv2d` | `CONV_2D` with SAME/VALID; other padding: `PAD` + `CONV_2D` VALID, fused back on read | — |
+//! | `DepthwiseConv2d` | `DEPTHWISE_CONV_2D`, padding as for `Conv2d` | — |
+//! | `TransposeConv2d` | `TRANSPOSE_CONV` (groups 1, dilation 1, padding TFLite derives from the output size) | `IPU_TransposeConv2d` |
+//! | `FullyConnected` | `FULLY_CONNECTED` (`keep_num_dims` unless the input is 2-D) | — |
+//! | `MatMul` | `BATCH_MATMUL` | — |
+//! | `Binary` Add/Sub/Mul/Div/Pow/Max/Min/PRelu | `ADD` `SUB` `MUL` `DIV` `POW` `MAXIMUM` `MINIMUM` `PRELU` | — |
+//! | `Binary` Equal/Less/Greater/And/Or | `EQUAL` `LESS` `GREATER` `LOGICAL_AND` `LOGICAL_OR` | — |
+//! | `Unary` Relu, LeakyRelu, Sigmoid, HardSwish, Tanh | `RELU` `LEAKY_RELU` `LOGISTIC` `HARD_SWISH` `TANH` | — |
+//! | `Unary` Clip | `RELU6` for (0, 6), `RELU_N1_TO_1` for (-1, 1) | `IPU_Clip` |
+//! | `Unary` Elu | `ELU` for alpha 1 | `IPU_Elu` |
+//! | `Unary` Abs Neg Sqrt Rsqrt Exp Log Floor Ceil Round Sin Cos Not | `ABS` `NEG` `SQRT` `RSQRT` `EXP` `LOG` `FLOOR` `CEIL` `ROUND` `SIN` `COS` `LOGICAL_NOT` | — |
+//! | `Unary` HardSigmoid, Softplus, Reciprocal, Erf | — | `IPU_HardSigmoid` `IPU_Softplus` `IPU_Reciprocal` `IPU_Erf` |
+//! | `Where` | `SELECT_V2` | — |
+//! | `Cast` | `CAST` | — |
+//! | `Softmax` / `LogSoftmax` | `SOFTMAX` (beta 1) / `LOG_SOFTMAX` on the last axis | `IPU_Softmax` / `IPU_LogSoftmax` |
+//! | `Pool2d` max | `MAX_POOL_2D` when the padding is TFLite's SAME or VALID and the output size is TFLite's | `IPU_MaxPool2d` |
+//! | `Pool2d` average | `AVERAGE_POOL_2D`, same rules, and padding zero or `count_include_pad` false | `IPU_AvgPool2d` |
+//! | `Reduce` Mean/Sum/Max/Min/Prod | `MEAN` `SUM` `REDUCE_MAX` `REDUCE_MIN` `REDUCE_PROD` | — |
+//! | `Reduce` L2 | — | `IPU_ReduceL2` |
+//! | `ArgReduce` | `ARG_MAX` / `ARG_MIN` (INT64 output) without `keep_dims` | `IPU_ArgMax` / `IPU_ArgMin` |
+//! | `Concat` | `CONCATENATION` | — |
+//! | `Split` | `SPLIT` (equal sizes) / `SPLIT_V` | — |
+//! | `Reshape` | `RESHAPE` | — |
+//! | `Transpose` | `TRANSPOSE` | — |
+//! | `Slice` | `STRIDED_SLICE` | — |
+//! | `Pad` | `PAD` (constant 0), `PADV2` (other constants the dtype holds exactly), `MIRROR_PAD` REFLECT | `IPU_Pad` (edge, other constants) |
+//! | `Gather` | `GATHER` (unless the indices are constants with negative values) | `IPU_Gather` |
+//! | `Resize` | `RESIZE_BILINEAR` / `RESIZE_NEAREST_NEIGHBOR` when TFLite computes the same source pixels (see below) | `IPU_Resize` |
+//! | `DepthToSpace` | `DEPTH_TO_SPACE` for DCR | `IPU_DepthToSpace` (CRD) |
+//! | `SpaceToDepth` | `SPACE_TO_DEPTH` | — |
+//! | `Expand` | `BROADCAST_TO` (to the output shape) | — |
+//! | `Tile` | `TILE` | — |
+//! | `Identity` | — | `IPU_Identity` |
+//!
+//! Resize: TFLite's `align_corners` / `half_pixel_centers` reproduce the IR's
+//! `AlignCorners` / `HalfPixel` (and `PytorchHalfPixel` for outputs longer than 1) /
+//! `Asymmetric` coordinate transforms; nearest mode is `Floor` without flags and
+//! `RoundPreferCeil` with either flag. The writer checks every output index of both axes
+//! against TFLite's reference formula and uses the builtin only if all agree.
+//!
+//! A few IR attributes that do not change what the builtin computes (a pool's `ceil_mode` when
+//! it does not change the output size, `count_include_pad` on an unpadded average pool, the
+//! resize's scales and coordinate mode when they pick the same pixels, the target shape of an
+//! `Expand`, a transposed convolution's split between padding and output padding) and every
+//! node's name are kept in the `ipukit_graph` metadata entry, so that reading gives back the
+//! IR graph exactly.
+//!
+//! Custom operator options (flexbuffer map keys):
+//!
+//! | custom code | options |
+//! |---|---|
+//! | `IPU_Clip` | `min`, `max` (float) |
+//! | `IPU_HardSigmoid` | `alpha`, `beta` |
+//! | `IPU_Elu` | `alpha` |
+//! | `IPU_Softplus`, `IPU_Reciprocal`, `IPU_Erf`, `IPU_Identity` | none |
+//! | `IPU_Softmax`, `IPU_LogSoftmax` | `axis` |
+//! | `IPU_MaxPool2d`, `IPU_AvgPool2d` | `kernel` [h, w], `strides` [h, w], `padding` [top, left, bottom, right], `ceil_mode`, `count_include_pad` (average only) |
+//! | `IPU_ReduceL2` | `axes`, `keep_dims` |
+//! | `IPU_ArgMax`, `IPU_ArgMin` | `axis`, `keep_dims` |
+//! | `IPU_Pad` | `pads` [before0, after0, before1, …], `mode` (`constant`/`reflect`/`edge`), `value` |
+//! | `IPU_Gather` | `axis` |
+//! | `IPU_Resize` | `mode` (`nearest`/`linear`), `nearest_mode`, `coordinate_transformation_mode`, `size` [h, w], `scales` [h, w] |
+//! | `IPU_DepthToSpace` | `block_size`, `mode` (`DCR`/`CRD`) |
+//! | `IPU_TransposeConv2d` | `strides`, `dilations`, `padding` [top, left, bottom, right], `output_padding` [h, w], `groups`, `activation` |
+//!
+//! Enumerations are stored as the ONNX spellings (`half_pixel`, `round_prefer_floor`, …) and
+//! activations as TFLite's (`NONE`, `RELU`, `RELU6`, `RELU_N1_TO_1`).
+
+use ipukit_ir::ops::{CoordTransform, FusedActivation, NearestMode};
+
+/// Prefix of every ipukit custom operator code.
+pub const CUSTOM_PREFIX: &str = "IPU_";
+
+/// Custom operator codes written by ipukit.
+pub mod custom {
+    /// General clip.
+    pub const CLIP: &str = "IPU_Clip";
+    /// Hard sigmoid.
+    pub const HARD_SIGMOID: &str = "IPU_HardSigmoid";
+    /// ELU with alpha other than 1.
+    pub const ELU: &str = "IPU_Elu";
+    /// Softplus.
+    pub const SOFTPLUS: &str = "IPU_Softplus";
+    /// Reciprocal.
+    pub const RECIPROCAL: &str = "IPU_Reciprocal";
+    /// Error function.
+    pub const ERF: &str = "IPU_Erf";
+    /// Identity.
+    pub const IDENTITY: &str = "IPU_Identity";
+    /// Softmax on a non-last axis.
+    pub const SOFTMAX: &str = "IPU_Softmax";
+    /// Log-softmax on a non-last axis.
+    pub const LOG_SOFTMAX: &str = "IPU_LogSoftmax";
+    /// Max pool TFLite cannot express.
+    pub const MAX_POOL: &str = "IPU_MaxPool2d";
+    /// Average pool TFLite cannot express.
+    pub const AVG_POOL: &str = "IPU_AvgPool2d";
+    /// L2 reduction.
+    pub const REDUCE_L2: &str = "IPU_ReduceL2";
+    /// Arg-max keeping the axis.
+    pub const ARG_MAX: &str = "IPU_ArgMax";
+    /// Arg-min keeping the axis.
+    pub const ARG_MIN: &str = "IPU_ArgMin";
+    /// Edge padding or a constant TFLite's PADV2 cannot hold.
+    pub const PAD: &str = "IPU_Pad";
+    /// Gather with negative constant indices.
+    pub const GATHER: &str = "IPU_Gather";
+    /// Resize TFLite cannot express.
+    pub const RESIZE: &str = "IPU_Resize";
+    /// Depth-to-space in CRD order.
+    pub const DEPTH_TO_SPACE: &str = "IPU_DepthToSpace";
+    /// Transposed convolution TFLite cannot express.
+    pub const TRANSPOSE_CONV: &str = "IPU_TransposeConv2d";
+}
+
+pub(crate) fn coord_name(c: CoordTransform) -> &'static str {
+    match c {
+        CoordTransform::HalfPixel => "half_pixel",
+        CoordTransform::PytorchHalfPixel => "pytorch_half_pixel",
+        CoordTransform::AlignCorners => "align_corners",
+        CoordTransform::Asymmetric => "asymmetric",
+    }
+}
+
+pub(crate) fn coord_from_name(s: &str) -> Option<CoordTransform> {
+    Some(match s {
+        "half_pixel" => CoordTransform::HalfPixel,
+        "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
+        "align_corners" => CoordTransform::AlignCorners,
+        "asymmetric" => CoordTransform::Asymmetric,
+        _ => return None,
+    })
+}
+
+pub(crate) fn nearest_name(m: NearestMode) -> &'static str {
+    match m {
+        NearestMode::RoundPreferFloor => "round_prefer_floor",
+        NearestMode::RoundPreferCeil => "round_prefer_ceil",
+        NearestMode::Floor => "floor",
+        NearestMode::Ceil => "ceil",
+    }
+}
+
+pub(crate) fn nearest_from_name(s: &str) -> Option<NearestMode> {
+    Some(match s {
+        "round_prefer_floor" => NearestMode::RoundPreferFloor,
+        "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+        "floor" => NearestMode::Floor,
+        "ceil" => NearestMode::Ceil,
+        _ => return None,
+    })
+}
+
+pub(crate) fn activation_name(a: FusedActivation) -> &'static str {
+    match a {
+        FusedActivation::None => "NONE",
+        FusedActivation::Relu => "RELU",
+        FusedActivation::Relu6 => "RELU6",
+        FusedActivation::ReluN1To1 => "RELU_N1_TO_1",
+    }
+}
+
+pub(crate) fn activation_from_name(s: &str) -> Option<FusedActivation> {
+    Some(match s {
+        "NONE" => FusedActivation::None,
+        "RELU" => FusedActivation::Relu,
+        "RELU6" => FusedActivation::Relu6,
+        "RELU_N1_TO_1" => FusedActivation::ReluN1To1,
+        _ => return None,
+    })
+}
