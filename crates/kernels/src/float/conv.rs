@@ -254,12 +254,25 @@ impl PackedConv {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
+        self.run_with(x, x_shape, out, scratch, &self.epilogue)
+    }
+
+    /// [`PackedConv::run`] with another epilogue (the packed weights can then be shared by
+    /// plans that fuse differently).
+    pub fn run_with(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        out: &mut [f32],
+        scratch: &mut [f32],
+        epilogue: &Epilogue,
+    ) -> Result<()> {
         const OP: &str = "Conv2d";
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
         check_len(OP, "output", out.len(), n * oh * ow * cout)?;
         let (weights, bias) = match &self.imp {
-            Impl::Depthwise(d) => return d.run(x, x_shape, out),
+            Impl::Depthwise(d) => return d.run_with(x, x_shape, out, epilogue),
             Impl::Gemm { weights, bias } => (weights, bias.as_deref()),
         };
         let m = n * oh * ow;
@@ -293,6 +306,7 @@ impl PackedConv {
             chunk,
             k,
             pointwise,
+            epilogue,
             parallel_gemm: tasks == 1 && threads > 1,
         };
         if tasks == 1 {
@@ -326,6 +340,7 @@ struct Ctx<'a> {
     chunk: usize,
     k: usize,
     pointwise: bool,
+    epilogue: &'a Epilogue,
     parallel_gemm: bool,
 }
 
@@ -378,7 +393,7 @@ impl Ctx<'_> {
                     );
                 }
             }
-            c.epilogue.apply_rows(dst, cout, self.bias);
+            self.epilogue.apply_rows(dst, cout, self.bias);
             r += n_rows;
         }
     }

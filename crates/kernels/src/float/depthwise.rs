@@ -116,6 +116,17 @@ impl PackedDepthwise {
 
     /// Runs the convolution.
     pub fn run(&self, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> Result<()> {
+        self.run_with(x, x_shape, out, &self.epilogue)
+    }
+
+    /// [`PackedDepthwise::run`] with another epilogue.
+    pub fn run_with(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        out: &mut [f32],
+        epilogue: &Epilogue,
+    ) -> Result<()> {
         const OP: &str = "DepthwiseConv2d";
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
@@ -129,7 +140,7 @@ impl PackedDepthwise {
             for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
                 let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
                 row_best(self, x, h, w, b, oy, dst);
-                self.epilogue.apply_rows(dst, cout, None);
+                epilogue.apply_rows(dst, cout, None);
             }
         });
         Ok(())

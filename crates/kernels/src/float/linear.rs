@@ -133,6 +133,17 @@ impl PackedLinear {
 
     /// `out = epilogue(x · W + b)` over the last axis.
     pub fn run(&self, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> Result<()> {
+        self.run_with(x, x_shape, out, &self.epilogue)
+    }
+
+    /// [`PackedLinear::run`] with another epilogue.
+    pub fn run_with(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        out: &mut [f32],
+        epilogue: &Epilogue,
+    ) -> Result<()> {
         let out_shape = self.output_shape(x_shape)?;
         check_len("FullyConnected", "input", x.len(), numel(x_shape))?;
         check_len("FullyConnected", "output", out.len(), numel(&out_shape))?;
@@ -148,7 +159,7 @@ impl PackedLinear {
             self.k,
             &self.weights,
             self.bias.as_deref(),
-            &self.epilogue,
+            epilogue,
             out,
         );
         Ok(())

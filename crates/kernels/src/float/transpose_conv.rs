@@ -134,6 +134,18 @@ impl PackedTransposeConv {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<()> {
+        self.run_with(x, x_shape, out, scratch, &self.epilogue)
+    }
+
+    /// [`PackedTransposeConv::run`] with another epilogue.
+    pub fn run_with(
+        &self,
+        x: &[f32],
+        x_shape: &[usize],
+        out: &mut [f32],
+        scratch: &mut [f32],
+        epilogue: &Epilogue,
+    ) -> Result<()> {
         const OP: &str = "TransposeConv2d";
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
@@ -210,7 +222,7 @@ impl PackedTransposeConv {
             }
             p0 += rows;
         }
-        self.epilogue.apply_rows_par(out, cout, None);
+        epilogue.apply_rows_par(out, cout, None);
         Ok(())
     }
 }

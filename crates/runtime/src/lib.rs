@@ -1,0 +1,27 @@
+//! The ipukit interpreter.
+//!
+//! [`Session`] runs an [`ipukit_ir::Graph`] with the `calibrator_custom.simulator` interface the
+//! seeds describe: [`Session::input_details`], [`Session::set_input`], [`Session::invoke`],
+//! [`Session::output`], [`Session::tensor_details`]. At creation it validates the graph, packs
+//! the weights of convolutions and fully-connected layers once, fuses element-wise
+//! activations into the layer before them, and plans activation buffers by liveness so that
+//! buffers of dead tensors are reused. It runs on its own rayon pool of
+//! [`SessionOptions::threads`] threads.
+//!
+//! [`ReferenceEvaluator`] implements [`ipukit_ir::passes::ConstEvaluator`] with the same
+//! kernels, for constant folding in the frontends.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod buffer;
+mod error;
+mod evaluator;
+mod exec;
+mod plan;
+mod session;
+mod value;
+
+pub use error::{Result, RuntimeError};
+pub use evaluator::ReferenceEvaluator;
+pub use session::{Session, SessionOptions, TensorDetails, TensorInfo};
+pub use value::{DataRef, Value, ValueView};
