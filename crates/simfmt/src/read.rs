@@ -818,6 +818,12 @@ impl<'a> Reader<'a> {
                 };
                 let xs = self.shape(x).to_vec();
                 let ws = self.shape(w).to_vec();
+                let h = hint(self);
+                if ins.len() == 3 && hint_opts(&h).map_or(Ok(false), |h| h.opt_bool("zero_bias"))? {
+                    // The writer added zeros because TFLite requires a bias.
+                    self.attr.insert(ins[2]);
+                    ins.pop();
+                }
                 let padding = match self.fused.get(&x) {
                     Some(&(src, p)) => {
                         ins[0] = src;

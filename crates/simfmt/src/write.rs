@@ -990,8 +990,24 @@ impl<'g> Writer<'g> {
                 )
             }
         };
+        let no_bias = ins.len() == 2;
+        if no_bias {
+            // TFLite's CONV_2D kernel requires a bias: add zeros, dropped again on reading.
+            let cout = out.shape[3];
+            let (dt, bytes) = match x.dtype {
+                DType::F32 => (DType::F32, TensorData::from(vec![0f32; cout])),
+                DType::I16 => (DType::I64, TensorData::from(vec![0i64; cout])),
+                _ => (DType::I32, TensorData::from(vec![0i32; cout])),
+            };
+            let name = self.unique_name(format!("{}/zero_bias", n.name));
+            let b = self.add_tensor(name, dt, &[cout], None, Some(bytes.to_le_bytes()))?;
+            ins.push(b);
+        }
         let mut e = Emit::builtin(code, ins, ids(&n.outputs), Some(options));
         e.sig = sig;
+        if no_bias {
+            e.info = e.info.bool("zero_bias", true);
+        }
         self.emit(Some(&n.name), e)
     }
 
