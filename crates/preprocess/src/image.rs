@@ -8,7 +8,8 @@
 //!   filter widened by the scale when shrinking, i.e. antialiased, 22-bit fixed-point
 //!   coefficients, horizontal pass first, rounded to 8 bits between passes) and `NEAREST`
 //!   (Pillow's affine scaling with its double-precision source positions).
-//! * [`to_gray`]: `cv2.cvtColor(BGR2GRAY)` (14-bit coefficients) or `convert('L')` (16-bit).
+//! * [`to_gray`]: `cv2.cvtColor(BGR2GRAY)` (OpenCV 4's 15-bit coefficients) or `convert('L')`
+//!   (16-bit); both checked equal on all 2^24 colours.
 //! * [`letterbox`], [`center_crop`], [`shorter_side_size`]: the seeds' onnx_yolov8s
 //!   `letterbox` and torchvision's `Resize(int)` / `CenterCrop`, with Python's `round` (ties to
 //!   even) where the scripts use it.
@@ -174,7 +175,7 @@ pub fn to_gray(rgb: &Image, lib: Lib) -> Image {
         .map(|p| {
             let (r, g, b) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
             match lib {
-                Lib::OpenCv => ((r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14) as u8,
+                Lib::OpenCv => ((r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15) as u8,
                 Lib::Pil => ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8,
             }
         })

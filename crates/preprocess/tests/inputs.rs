@@ -37,7 +37,13 @@ fn directory_sorted_images_only() {
         .collect();
     assert_eq!(
         names,
-        ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
+        [
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "colours.png",
+            "rocket.jpg"
+        ]
     );
     let e = collect_inputs(&images(), 2).unwrap_err().to_string();
     assert!(

@@ -296,11 +296,25 @@ fn seed_scripts_match_builtin_pipelines() {
             Preprocessor::from_arg(pre.join(format!("{name}.py")).to_str().unwrap()).unwrap();
         let builtin =
             Preprocessor::from_arg(pre.join(format!("{name}.toml")).to_str().unwrap()).unwrap();
-        for image in ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"] {
-            let path = pre.join("images").join(image);
+        // IPUKIT_PHOTOS_DIR adds every image of a directory (e.g. full-size photos).
+        let mut paths: Vec<PathBuf> = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
+            .iter()
+            .map(|i| pre.join("images").join(i))
+            .collect();
+        if let Some(dir) = std::env::var_os("IPUKIT_PHOTOS_DIR") {
+            paths.extend(
+                ipukit_preprocess::collect_inputs(Path::new(&dir), 1)
+                    .unwrap()
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        for path in &paths {
+            let path = path.as_path();
+            let image = path.display().to_string();
             for norm in [false, true] {
-                let a: Sample = script.run(&path, norm, &ctx).unwrap();
-                let b = builtin.run(&path, norm, &ctx).unwrap();
+                let a: Sample = script.run(path, norm, &ctx).unwrap();
+                let b = builtin.run(path, norm, &ctx).unwrap();
                 assert_eq!(a.dtype(), b.dtype(), "{name} {image} norm={norm}");
                 let diff = a.max_abs_diff(&b).unwrap_or_else(|| {
                     panic!("{name} {image}: shapes {:?} {:?}", a.shape, b.shape)
@@ -309,7 +323,11 @@ fn seed_scripts_match_builtin_pipelines() {
                 // themselves differ by up to 2 levels (zune-jpeg vs libjpeg-turbo), and
                 // interpolating between such pixels can round one further.
                 let min_std = ctx.std.iter().copied().fold(f32::MAX, f32::min);
-                let levels = if image.ends_with(".jpg") { 3.0 } else { 1.0 };
+                let levels = if image.ends_with(".jpg") || image.ends_with(".jpeg") {
+                    3.0
+                } else {
+                    1.0
+                };
                 let tol = if norm {
                     levels / f64::from(min_std) + 1e-4
                 } else {
