@@ -141,7 +141,7 @@ impl TensorData {
     /// Decodes little-endian bytes; `None` if the length is not a whole number of elements.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<TensorData> {
         fn de<T, const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Option<Vec<T>> {
-            if bytes.len() % N != 0 {
+            if !bytes.len().is_multiple_of(N) {
                 return None;
             }
             Some(

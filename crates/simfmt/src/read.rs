@@ -841,7 +841,7 @@ impl<'a> Reader<'a> {
                     }
                 };
                 if b == B::Conv2d {
-                    if ws[3] == 0 || xs[3] % ws[3] != 0 {
+                    if ws[3] == 0 || !xs[3].is_multiple_of(ws[3]) {
                         return Err(corrupt(format!(
                             "weight {ws:?} does not match input {xs:?}"
                         )));
@@ -857,7 +857,7 @@ impl<'a> Reader<'a> {
                         ins,
                     )
                 } else {
-                    if xs[3] == 0 || ws[3] % xs[3] != 0 {
+                    if xs[3] == 0 || !ws[3].is_multiple_of(xs[3]) {
                         return Err(corrupt(format!(
                             "depthwise weight {ws:?} does not match input {xs:?}"
                         )));
@@ -1161,7 +1161,7 @@ impl<'a> Reader<'a> {
                 let xs = self.shape(x);
                 let axis = norm_axis(*a, xs.len(), "axis")?;
                 let n = self.ops[i].outputs.len();
-                if n == 0 || xs[axis] % n != 0 {
+                if n == 0 || !xs[axis].is_multiple_of(n) {
                     return Err(corrupt(format!(
                         "cannot split length {} into {n} equal parts",
                         xs[axis]

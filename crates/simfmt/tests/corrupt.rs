@@ -77,7 +77,7 @@ fn random_bytes() {
     for len in [8usize, 9, 16, 64, 100, 1000, 4096] {
         for _ in 0..200 {
             let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 b[4..8].copy_from_slice(b"TFL3");
             }
             assert!(fails(&b));

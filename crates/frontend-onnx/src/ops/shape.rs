@@ -298,7 +298,7 @@ pub(crate) fn reshape(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(OnnxError::Invalid(format!(
                 "cannot reshape {in_shape:?} into {target:?}"
             )));
@@ -749,7 +749,7 @@ pub(crate) fn depth_to_space(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     let x = nx.req(ctx, 0)?;
     let s = ctx.onnx_shape(&x);
     let b = block(nx)?;
-    if s.len() != 4 || s[1] % (b * b) != 0 {
+    if s.len() != 4 || !s[1].is_multiple_of(b * b) {
         return Err(OnnxError::Unsupported(
             "Exception: ONNX DepthToSpace c must be divisible by blocksize^2".into(),
         ));

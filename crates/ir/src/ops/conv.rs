@@ -52,7 +52,7 @@ pub fn window_out_len(
     }
     let n = padded - span;
     let mut out = n / stride + 1;
-    if ceil_mode && n % stride != 0 {
+    if ceil_mode && !n.is_multiple_of(stride) {
         // ONNX: the last window must start inside the input or the left padding.
         if (out) * stride < input + pad_before {
             out += 1;

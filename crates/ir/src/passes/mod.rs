@@ -6,12 +6,14 @@
 mod activation_fusion;
 mod affine_fold;
 mod fold;
+mod hard_swish;
 mod identity;
 mod transpose;
 
 pub use activation_fusion::fuse_activations;
 pub use affine_fold::fold_affine_into_conv;
 pub use fold::fold_constants;
+pub use hard_swish::fuse_hard_swish;
 pub use identity::remove_identities;
 pub use transpose::simplify_transposes;
 
@@ -35,6 +37,8 @@ pub struct SimplifyOptions {
     pub fold_affine: bool,
     /// Fuse Relu / Relu6 / Clip(-1, 1) into convolutions and fully-connected layers.
     pub fuse_activations: bool,
+    /// Recognise hard-swish spelled as `x * clip(x + 3, 0, 6) / 6`.
+    pub fuse_hard_swish: bool,
 }
 
 impl Default for SimplifyOptions {
@@ -42,12 +46,13 @@ impl Default for SimplifyOptions {
         SimplifyOptions {
             fold_affine: true,
             fuse_activations: true,
+            fuse_hard_swish: true,
         }
     }
 }
 
 /// Runs the standard pipeline until nothing changes: constant folding, identity removal,
-/// transpose simplification, affine folding and activation fusion.
+/// transpose simplification, affine folding, hard-swish recognition and activation fusion.
 pub fn simplify(graph: &mut Graph, eval: &dyn ConstEvaluator, opts: SimplifyOptions) -> Result<()> {
     for _ in 0..8 {
         let mut changed = fold_constants(graph, eval)?;
@@ -55,6 +60,9 @@ pub fn simplify(graph: &mut Graph, eval: &dyn ConstEvaluator, opts: SimplifyOpti
         changed |= simplify_transposes(graph)?;
         if opts.fold_affine {
             changed |= fold_affine_into_conv(graph)?;
+        }
+        if opts.fuse_hard_swish {
+            changed |= fuse_hard_swish(graph)?;
         }
         if opts.fuse_activations {
             changed |= fuse_activations(graph)?;
