@@ -7,8 +7,8 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// An instruction-set level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An instruction-set level (ordered: a higher level supports everything a lower one does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
     /// The compilation target's baseline (SSE2 on x86-64).
     Baseline = 1,

@@ -10,6 +10,7 @@
 //! on [`PackedDepthwise`].
 
 use super::gemm::sgemm;
+use super::igemm::{Panels, MR};
 use super::{Epilogue, PackedDepthwise};
 use crate::error::{check_len, invalid, Result};
 use ipukit_ir::ops::{window_out_len, Conv2d, Padding2d};
@@ -67,6 +68,13 @@ impl Geometry {
 
 #[derive(Debug, Clone)]
 enum Impl {
+    /// `groups == 1`: indirect GEMM on packed panels.
+    Igemm {
+        panels: Panels,
+        /// A zero row standing for taps in the padding.
+        zeros: Vec<f32>,
+    },
+    /// Grouped convolution: im2col + GEMM per group.
     Gemm {
         /// Per group, `[K, cout_g]` row-major with `K = kh·kw·cin_g`.
         weights: Vec<f32>,
@@ -152,6 +160,22 @@ impl PackedConv {
                 imp,
             });
         }
+        if groups == 1 {
+            // Narrow layers waste less of a 16-wide panel than of a 32-wide one.
+            let nr = if cout <= 16 { 16 } else { Panels::native_nr() };
+            let panels = Panels::pack(weight, cout, kh * kw, cin, bias, nr);
+            return Ok(PackedConv {
+                geo,
+                cin,
+                cout,
+                groups,
+                epilogue,
+                imp: Impl::Igemm {
+                    panels,
+                    zeros: vec![0.0; cin],
+                },
+            });
+        }
         let k = kh * kw * cin_g;
         let mut packed = vec![0.0; groups * k * cout_g];
         for g in 0..groups {
@@ -233,7 +257,7 @@ impl PackedConv {
 
     /// Scratch elements [`PackedConv::run`] needs for this input on `threads` threads.
     pub fn scratch_len(&self, x_shape: &[usize], threads: usize) -> usize {
-        if self.is_pointwise() || matches!(self.imp, Impl::Depthwise(_)) {
+        if self.is_pointwise() || !matches!(self.imp, Impl::Gemm { .. }) {
             return 0;
         }
         let Ok([n, oh, ow, _]) = self.output_shape(x_shape) else {
@@ -273,6 +297,10 @@ impl PackedConv {
         check_len(OP, "output", out.len(), n * oh * ow * cout)?;
         let (weights, bias) = match &self.imp {
             Impl::Depthwise(d) => return d.run_with(x, x_shape, out, epilogue),
+            Impl::Igemm { panels, zeros } => {
+                self.run_igemm(panels, zeros, x, x_shape, [n, oh, ow], out, epilogue);
+                return Ok(());
+            }
             Impl::Gemm { weights, bias } => (weights, bias.as_deref()),
         };
         let m = n * oh * ow;
@@ -324,6 +352,219 @@ impl PackedConv {
                 .for_each(|(t, (o, s))| ctx.task(t * task_rows, o, s));
         }
         Ok(())
+    }
+}
+
+impl PackedConv {
+    /// The indirect-GEMM path (`groups == 1`), parallel over blocks of output pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn run_igemm(
+        &self,
+        panels: &Panels,
+        zeros: &[f32],
+        x: &[f32],
+        x_shape: &[usize],
+        [n, oh, ow]: [usize; 3],
+        out: &mut [f32],
+        epilogue: &Epilogue,
+    ) {
+        let cout = self.cout;
+        let m = n * oh * ow;
+        if m == 0 || cout == 0 {
+            return;
+        }
+        let k = panels.taps * panels.cin;
+        // Pixels per chunk: their input rows (≈ chunk · K floats) stay in L2 while every
+        // panel sweeps over them.
+        let chunk = ((CHUNK_FLOATS * 2) / k.max(1)).clamp(MR, 64 * MR) / MR * MR;
+        let blocks = m.div_ceil(MR);
+        let threads = rayon::current_num_threads();
+        let tasks = if threads <= 1 || m * k * cout < (1 << 18) {
+            1
+        } else {
+            threads.min(blocks)
+        };
+        let task_rows = blocks.div_ceil(tasks) * MR;
+        let level = crate::simd::level();
+        let ctx = IgemmCtx {
+            conv: self,
+            panels,
+            zeros,
+            x,
+            h: x_shape[1],
+            w: x_shape[2],
+            oh,
+            ow,
+            m,
+            chunk,
+            level,
+            epilogue,
+            tap_offsets: (0..self.geo.kh)
+                .flat_map(|ky| {
+                    let (w, cin, d) = (x_shape[2], self.cin, self.geo.dilations);
+                    (0..self.geo.kw).map(move |kx| (ky * d[0] * w + kx * d[1]) * cin)
+                })
+                .collect(),
+        };
+        if tasks == 1 {
+            ctx.task(0, out);
+        } else {
+            out.par_chunks_mut(task_rows * cout)
+                .enumerate()
+                .for_each(|(t, o)| ctx.task(t * task_rows, o));
+        }
+    }
+}
+
+/// Everything an indirect-GEMM task needs.
+struct IgemmCtx<'a> {
+    conv: &'a PackedConv,
+    panels: &'a Panels,
+    zeros: &'a [f32],
+    x: &'a [f32],
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    m: usize,
+    chunk: usize,
+    level: crate::simd::Level,
+    epilogue: &'a Epilogue,
+    /// Offset of each tap from the window's top-left input element.
+    tap_offsets: Vec<usize>,
+}
+
+impl IgemmCtx<'_> {
+    /// Receptive field of pixel `p`: for every tap, the input row or the zero row.
+    fn push_rows<'s>(&'s self, p: usize, rows: &mut Vec<&'s [f32]>) {
+        let g = &self.conv.geo;
+        let cin = self.conv.cin;
+        let plane = self.oh * self.ow;
+        let (b, oy, ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
+        let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
+        let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
+        let iy1 = iy0 + ((g.kh - 1) * g.dilations[0]) as isize;
+        let ix1 = ix0 + ((g.kw - 1) * g.dilations[1]) as isize;
+        if iy0 >= 0 && ix0 >= 0 && iy1 < self.h as isize && ix1 < self.w as isize {
+            // Interior pixel: every tap is a fixed offset from the window's corner.
+            let base = ((b * self.h + iy0 as usize) * self.w + ix0 as usize) * cin;
+            for &off in &self.tap_offsets {
+                rows.push(&self.x[base + off..base + off + cin]);
+            }
+            return;
+        }
+        for ky in 0..g.kh {
+            let iy = iy0 + (ky * g.dilations[0]) as isize;
+            for kx in 0..g.kw {
+                let ix = ix0 + (kx * g.dilations[1]) as isize;
+                if iy < 0 || ix < 0 || iy >= self.h as isize || ix >= self.w as isize {
+                    rows.push(&self.zeros[..cin]);
+                } else {
+                    let at = ((b * self.h + iy as usize) * self.w + ix as usize) * cin;
+                    rows.push(&self.x[at..at + cin]);
+                }
+            }
+        }
+    }
+
+    /// Copies the receptive field of pixel `p` (zeros in the padding) into `dst` (K long),
+    /// element by element: the rows are only a few channels long.
+    fn copy_field(&self, p: usize, dst: &mut [f32]) {
+        let g = &self.conv.geo;
+        let cin = self.conv.cin;
+        let plane = self.oh * self.ow;
+        let (b, oy, ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
+        let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
+        let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
+        let mut d = 0;
+        for ky in 0..g.kh {
+            let iy = iy0 + (ky * g.dilations[0]) as isize;
+            for kx in 0..g.kw {
+                let ix = ix0 + (kx * g.dilations[1]) as isize;
+                let field = &mut dst[d..d + cin];
+                if iy < 0 || ix < 0 || iy >= self.h as isize || ix >= self.w as isize {
+                    field.iter_mut().for_each(|v| *v = 0.0);
+                } else {
+                    let at = ((b * self.h + iy as usize) * self.w + ix as usize) * cin;
+                    for (v, &s) in field.iter_mut().zip(&self.x[at..at + cin]) {
+                        *v = s;
+                    }
+                }
+                d += cin;
+            }
+        }
+    }
+
+    /// Output pixels `p0..p0 + out.len() / cout`, in chunks whose input rows stay in cache
+    /// while every weight panel passes over them.
+    fn task(&self, p0: usize, out: &mut [f32]) {
+        let cout = self.conv.cout;
+        let nr = self.panels.nr;
+        let (taps, cin) = (self.panels.taps, self.panels.cin);
+        let k = taps * cin;
+        // Few input channels: copy each receptive field contiguously so the kernel runs one
+        // long loop over K instead of many short per-tap loops.
+        let contiguous = taps > 1 && cin < 16;
+        let rows_total = out.len() / cout;
+        let blocks_per_chunk = self.chunk / MR;
+        let per_pixel = if contiguous { 1 } else { taps };
+        let mut rows: Vec<&[f32]> = Vec::with_capacity(blocks_per_chunk * MR * taps);
+        let mut fields: Vec<f32> = if contiguous {
+            vec![0.0; blocks_per_chunk * MR * k]
+        } else {
+            Vec::new()
+        };
+        let mut tile = [0.0f32; MR * 32];
+        let mut c0 = 0;
+        while c0 < rows_total {
+            let c1 = (c0 + self.chunk).min(rows_total);
+            let n_blocks = (c1 - c0).div_ceil(MR);
+            // Receptive fields of every pixel of the chunk (pixels past the end repeat the
+            // last one; their results are dropped).
+            let pixel = |i: usize| (p0 + (c0 + i).min(c1 - 1)).min(self.m - 1);
+            if contiguous {
+                for i in 0..n_blocks * MR {
+                    self.copy_field(pixel(i), &mut fields[i * k..(i + 1) * k]);
+                }
+            } else {
+                rows.clear();
+                for i in 0..n_blocks * MR {
+                    self.push_rows(pixel(i), &mut rows);
+                }
+            }
+            let shape = if contiguous { (1, k) } else { (taps, cin) };
+            for pnl in 0..self.panels.n_panels() {
+                let j0 = pnl * nr;
+                let cols = nr.min(cout - j0);
+                for blk in 0..n_blocks {
+                    let r = c0 + blk * MR;
+                    let valid = MR.min(c1 - r);
+                    let fields_rows: [&[f32]; MR];
+                    let brows: &[&[f32]] = if contiguous {
+                        let base = blk * MR * k;
+                        fields_rows =
+                            std::array::from_fn(|i| &fields[base + i * k..base + (i + 1) * k]);
+                        &fields_rows
+                    } else {
+                        &rows[blk * MR * per_pixel..(blk + 1) * MR * per_pixel]
+                    };
+                    if valid == MR && cols == nr {
+                        let dst = &mut out[r * cout + j0..];
+                        self.panels.tile(self.level, pnl, shape, brows, dst, cout);
+                    } else {
+                        let t = &mut tile[..MR * nr];
+                        self.panels.tile(self.level, pnl, shape, brows, t, nr);
+                        for i in 0..valid {
+                            out[(r + i) * cout + j0..(r + i) * cout + j0 + cols]
+                                .copy_from_slice(&t[i * nr..i * nr + cols]);
+                        }
+                    }
+                }
+            }
+            self.epilogue
+                .apply_rows(&mut out[c0 * cout..c1 * cout], cout, None);
+            c0 = c1;
+        }
     }
 }
 
@@ -609,11 +850,11 @@ mod tests {
 
     #[test]
     fn short_scratch_falls_back_to_fewer_tasks_or_errors() {
-        let attrs = plain(1, 1, 1);
+        let attrs = plain(1, 1, 2); // grouped: the im2col path
         let xs = [1, 40, 40, 8];
-        let ws = [8, 3, 3, 8];
+        let ws = [8, 3, 3, 4];
         let x = data(12800, 4);
-        let w = data(576, 5);
+        let w = data(288, 5);
         let packed = PackedConv::new(&attrs, &w, &ws, None).unwrap();
         let need = packed.scratch_len(&xs, 2);
         let pool = rayon::ThreadPoolBuilder::new()

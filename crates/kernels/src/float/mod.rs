@@ -12,6 +12,7 @@ mod conv;
 mod depthwise;
 mod epilogue;
 mod gemm;
+mod igemm;
 mod linear;
 mod pool;
 mod resize;
