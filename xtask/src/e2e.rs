@@ -1,0 +1,299 @@
+//! `cargo xtask e2e`: every model fixture, converted by ipukit and run in float, against ONNX
+//! Runtime on the same inputs.
+//!
+//! For each `fixtures/models/<model>`: the evaluation images are made (xtask/py/eval_images.py),
+//! input_config.ini is checked against preprocess.py, each image is preprocessed with
+//! `norm=True`, ONNX Runtime runs the ONNX model (ort_run.py), ipukit converts the model to a
+//! float.sim with the ConvertTool library (the fixture's input_config.ini and
+//! `--input_shapes`, SoC profile `generic`), reads the file back and runs it, and compare.py
+//! compares the outputs (cosine >= 0.9999 at every output) and the decoded results (equal, and
+//! as the fixture expects). Work files go to `.cache/e2e/<model>/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::models::{self, Fixture};
+use crate::util::{self, rel};
+use crate::{ipk, py};
+
+/// Options of the subcommand.
+pub struct Options {
+    /// Only these fixtures.
+    pub models: Vec<String>,
+    /// Threads for ipukit and ONNX Runtime.
+    pub threads: usize,
+    /// Minimum cosine similarity per output.
+    pub min_cosine: f64,
+}
+
+/// One evaluation image (eval_images.py's eval.json).
+#[derive(Deserialize, Clone)]
+pub struct EvalItem {
+    /// Identifier (file stem).
+    pub id: String,
+    /// The image.
+    pub path: PathBuf,
+    /// Expected decoded result.
+    #[serde(default)]
+    pub expect: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Comparison {
+    min_cosine: f64,
+    #[serde(default)]
+    decoded_equal: Option<bool>,
+    #[serde(default)]
+    reference_summary: Option<String>,
+    #[serde(default)]
+    candidate_summary: Option<String>,
+    #[serde(default)]
+    expect_ok: Option<bool>,
+    ok: bool,
+    #[serde(default)]
+    problems: Vec<String>,
+}
+
+struct Row {
+    model: String,
+    image: String,
+    min_cosine: Option<f64>,
+    decoded: String,
+    equal: String,
+    ok: bool,
+    note: String,
+}
+
+/// Runs the end-to-end comparison.
+pub fn run(opts: &Options) -> Result<()> {
+    let start = Instant::now();
+    let python = py::venv()?;
+    let fixtures = models::load_all(&opts.models)?;
+    let mut rows = vec![];
+    for f in &fixtures {
+        let t = Instant::now();
+        let dir = util::cache_dir().join("e2e").join(&f.toml.name);
+        match run_model(&python, f, &dir, opts) {
+            Ok(mut r) => rows.append(&mut r),
+            Err(e) => rows.push(Row {
+                model: f.toml.name.clone(),
+                image: "-".into(),
+                min_cosine: None,
+                decoded: "-".into(),
+                equal: "-".into(),
+                ok: false,
+                note: format!("{e:#}"),
+            }),
+        }
+        println!(
+            "e2e: {} done in {:.1} s",
+            f.toml.name,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    print_table(&rows);
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    for r in rows.iter().filter(|r| !r.ok) {
+        println!("e2e: FAIL {} {}: {}", r.model, r.image, r.note);
+    }
+    println!(
+        "e2e: {} passed, {} failed ({} model(s), {:.0} s)",
+        rows.len() - failed,
+        failed,
+        fixtures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} end-to-end comparison(s) failed");
+    }
+    Ok(())
+}
+
+/// Makes the evaluation images of a fixture and returns them.
+pub fn eval_images(python: &Path, f: &Fixture, out_dir: &Path) -> Result<Vec<EvalItem>> {
+    let mut cmd = py::script(python, "eval_images.py");
+    cmd.arg("--model-dir")
+        .arg(&f.dir)
+        .arg("--out-dir")
+        .arg(out_dir);
+    py::run(cmd)?;
+    let listing = out_dir.join("eval.json");
+    let text =
+        fs::read_to_string(&listing).with_context(|| format!("cannot read {}", rel(&listing)))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", rel(&listing)))
+}
+
+/// Runs preprocess.py (norm=True) on images, writing the given .npy files.
+pub fn preprocess(python: &Path, f: &Fixture, jobs: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let mut cmd = py::script(python, "preprocess.py");
+    cmd.arg("--model-dir").arg(&f.dir).args(["--norm", "true"]);
+    for (image, out) in jobs {
+        cmd.arg("--image").arg(image).arg("--out").arg(out);
+    }
+    py::run(cmd)?;
+    Ok(())
+}
+
+fn run_model(python: &Path, f: &Fixture, dir: &Path, opts: &Options) -> Result<Vec<Row>> {
+    let name = f.toml.name.clone();
+    let onnx = f.onnx_path()?;
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", rel(dir)))?;
+    }
+    fs::create_dir_all(dir)?;
+    let items = eval_images(python, f, &dir.join("images"))?;
+    if items.is_empty() {
+        anyhow::bail!("{}/model.toml has no [[eval]] image", rel(&f.dir));
+    }
+
+    // input_config.ini's mean/std must describe what preprocess.py does.
+    let mut check = py::script(python, "preprocess.py");
+    check.arg("--model-dir").arg(&f.dir).arg("--check-ini");
+    for it in &items {
+        check.arg("--image").arg(&it.path);
+    }
+    py::run(check).context("input_config.ini does not match preprocess.py")?;
+
+    let jobs: Vec<(PathBuf, PathBuf)> = items
+        .iter()
+        .map(|it| (it.path.clone(), dir.join(&it.id).join("input.npy")))
+        .collect();
+    preprocess(python, f, &jobs)?;
+
+    // Reference.
+    for it in &items {
+        let case = dir.join(&it.id);
+        let mut cmd = py::script(python, "ort_run.py");
+        cmd.arg(&onnx)
+            .arg("--inputs")
+            .arg(case.join("input.npy"))
+            .arg("--out-dir")
+            .arg(case.join("ort"))
+            .arg("--threads")
+            .arg(opts.threads.to_string())
+            .arg("--model-dir")
+            .arg(&f.dir);
+        py::run(cmd)?;
+    }
+
+    // ipukit.
+    let t = Instant::now();
+    let graph = ipk::convert(f, &dir.join(format!("{name}_float.sim")))?;
+    let mut session = ipk::session(graph, opts.threads)?;
+    let convert_s = t.elapsed().as_secs_f64();
+    let names: Vec<String> = f.toml.outputs.iter().map(|o| o.name.clone()).collect();
+    let mut run_errors = vec![];
+    let t = Instant::now();
+    for it in &items {
+        let case = dir.join(&it.id);
+        let input = case.join("input.npy");
+        let result = ipk::read_inputs(&[&input])
+            .and_then(|inputs| ipk::run(&mut session, inputs))
+            .and_then(|outs| ipk::write_outputs(&case.join("ipukit"), &names, &outs));
+        if let Err(e) = result {
+            run_errors.push((it.id.clone(), format!("{e:#}")));
+        }
+    }
+    println!(
+        "e2e: {name}: converted in {convert_s:.2} s, {} image(s) run in {:.2} s",
+        items.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // Comparison.
+    let mut rows = vec![];
+    for it in &items {
+        let case = dir.join(&it.id);
+        if let Some((_, e)) = run_errors.iter().find(|(id, _)| id == &it.id) {
+            rows.push(Row {
+                model: name.clone(),
+                image: it.id.clone(),
+                min_cosine: None,
+                decoded: "-".into(),
+                equal: "-".into(),
+                ok: false,
+                note: e.clone(),
+            });
+            continue;
+        }
+        let json = case.join("compare.json");
+        let mut cmd = py::script(python, "compare.py");
+        cmd.arg("--model-dir")
+            .arg(&f.dir)
+            .arg("--ref")
+            .arg(case.join("ort"))
+            .arg("--cand")
+            .arg(case.join("ipukit"))
+            .arg("--min-cosine")
+            .arg(opts.min_cosine.to_string())
+            .arg("--label")
+            .arg(&it.id)
+            .arg("--json")
+            .arg(&json);
+        if let Some(e) = &it.expect {
+            cmd.arg("--expect").arg(e);
+        }
+        // A failed comparison exits 1 but still writes its JSON.
+        let (_, out, err) = util::run_capture(&mut cmd)?;
+        let parsed: Option<Comparison> = fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        rows.push(match parsed {
+            Some(c) => Row {
+                model: name.clone(),
+                image: it.id.clone(),
+                min_cosine: Some(c.min_cosine),
+                decoded: c.candidate_summary.clone().unwrap_or_else(|| "-".into()),
+                equal: match (c.decoded_equal, c.expect_ok) {
+                    (Some(true), Some(false)) => "yes, not as expected".into(),
+                    (Some(true), _) => "yes".into(),
+                    (Some(false), _) => format!(
+                        "NO (ORT {})",
+                        c.reference_summary.clone().unwrap_or_default()
+                    ),
+                    (None, _) => "-".into(),
+                },
+                ok: c.ok,
+                note: c.problems.join("; "),
+            },
+            None => Row {
+                model: name.clone(),
+                image: it.id.clone(),
+                min_cosine: None,
+                decoded: "-".into(),
+                equal: "-".into(),
+                ok: false,
+                note: format!("compare.py failed: {}{}", out.trim(), err.trim()),
+            },
+        });
+    }
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<16} {:<32} {:>11}  {:<36} {:<8}",
+        "model", "image", "min cosine", "decoded (ipukit)", "equal"
+    );
+    for r in rows {
+        let cos = r
+            .min_cosine
+            .map(|c| format!("{c:.7}"))
+            .unwrap_or_else(|| "-".into());
+        let dec: String = r.decoded.chars().take(36).collect();
+        println!(
+            "{:<16} {:<32} {:>11}  {:<36} {}{}",
+            r.model,
+            r.image,
+            cos,
+            dec,
+            r.equal,
+            if r.ok { "" } else { "  FAIL" }
+        );
+    }
+    println!();
+}
