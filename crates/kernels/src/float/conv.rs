@@ -379,10 +379,13 @@ impl PackedConv {
         let chunk = ((CHUNK_FLOATS * 2) / k.max(1)).clamp(MR, 64 * MR) / MR * MR;
         let blocks = m.div_ceil(MR);
         let threads = rayon::current_num_threads();
+        // Two tasks per thread let work stealing even out a busy core, unless the weights are
+        // too large to be re-read by every task from the shared cache.
+        let per_thread = if k * cout * 4 <= (1 << 20) { 2 } else { 1 };
         let tasks = if threads <= 1 || m * k * cout < (1 << 18) {
             1
         } else {
-            threads.min(blocks)
+            (threads * per_thread).min(blocks)
         };
         let task_rows = blocks.div_ceil(tasks) * MR;
         let level = crate::simd::level();
@@ -476,6 +479,17 @@ impl IgemmCtx<'_> {
         let (b, oy, ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
         let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
         let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
+        let iy1 = iy0 + ((g.kh - 1) * g.dilations[0]) as isize;
+        let ix1 = ix0 + ((g.kw - 1) * g.dilations[1]) as isize;
+        if iy0 >= 0 && ix0 >= 0 && iy1 < self.h as isize && ix1 < self.w as isize {
+            let base = ((b * self.h + iy0 as usize) * self.w + ix0 as usize) * cin;
+            for (field, &off) in dst.chunks_exact_mut(cin).zip(&self.tap_offsets) {
+                for (v, &s) in field.iter_mut().zip(&self.x[base + off..base + off + cin]) {
+                    *v = s;
+                }
+            }
+            return;
+        }
         let mut d = 0;
         for ky in 0..g.kh {
             let iy = iy0 + (ky * g.dilations[0]) as isize;
