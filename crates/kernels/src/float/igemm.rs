@@ -192,7 +192,26 @@ mod x86 {
             for t in 0..taps {
                 let r: [*const f32; MR] =
                     std::array::from_fn(|i| rows.get_unchecked(i * taps + t).as_ptr());
-                for c in 0..cin {
+                let mut c = 0;
+                while c + 2 <= cin {
+                    let w0 = _mm512_loadu_ps(wp);
+                    let w1 = _mm512_loadu_ps(wp.add(16));
+                    let w2 = _mm512_loadu_ps(wp.add(32));
+                    let w3 = _mm512_loadu_ps(wp.add(48));
+                    wp = wp.add(64);
+                    for i in 0..MR {
+                        let a = _mm512_set1_ps(*r[i].add(c));
+                        acc[i][0] = _mm512_fmadd_ps(a, w0, acc[i][0]);
+                        acc[i][1] = _mm512_fmadd_ps(a, w1, acc[i][1]);
+                    }
+                    for i in 0..MR {
+                        let a = _mm512_set1_ps(*r[i].add(c + 1));
+                        acc[i][0] = _mm512_fmadd_ps(a, w2, acc[i][0]);
+                        acc[i][1] = _mm512_fmadd_ps(a, w3, acc[i][1]);
+                    }
+                    c += 2;
+                }
+                if c < cin {
                     let w0 = _mm512_loadu_ps(wp);
                     let w1 = _mm512_loadu_ps(wp.add(16));
                     wp = wp.add(32);
