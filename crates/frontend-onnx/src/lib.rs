@@ -116,12 +116,29 @@ fn import_bytes_named(bytes: &[u8], what: &str, opts: &ImportOptions) -> Result<
 
 /// The default-domain opset of a model.
 pub fn model_opset(model: &ModelProto) -> Result<i64> {
-    model
+    if let Some(v) = model
         .opset_import
         .iter()
         .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
         .and_then(|o| o.version)
-        .ok_or_else(|| OnnxError::Invalid("the model does not declare an ONNX opset".into()))
+    {
+        return Ok(v);
+    }
+    let domains: Vec<&str> = model
+        .opset_import
+        .iter()
+        .filter_map(|o| o.domain.as_deref())
+        .collect();
+    if domains.is_empty() {
+        Err(OnnxError::Invalid(
+            "the model does not declare an ONNX opset".into(),
+        ))
+    } else {
+        Err(OnnxError::Unsupported(format!(
+            "the model only uses operator domain(s) {}, which are not supported",
+            domains.join(", ")
+        )))
+    }
 }
 
 /// Imports a decoded model.
@@ -311,7 +328,7 @@ fn add_inputs(ctx: &mut Ctx<'_>, graph: &proto::GraphProto, opts: &ImportOptions
                     )));
                 }
                 for (k, (&g, d)) in given.iter().zip(&dims).enumerate() {
-                    if matches!(d, Some(d) if *d as usize != g) || g == 0 {
+                    if matches!(d, Some(d) if *d as usize != g) {
                         return Err(OnnxError::Invalid(format!(
                             "--input_shapes gives {g} for dimension {k} of {what}, but the model fixes it to {}",
                             d.unwrap_or(0)

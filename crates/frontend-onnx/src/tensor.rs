@@ -187,7 +187,7 @@ pub(crate) fn tensor_type(
                 s.dim
                     .iter()
                     .map(|d| match d.value {
-                        Some(crate::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v),
+                        Some(crate::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if v >= 0 => Some(v),
                         _ => None,
                     })
                     .collect()
@@ -195,7 +195,7 @@ pub(crate) fn tensor_type(
             Ok((dt, dims))
         }
         _ => Err(OnnxError::Unsupported(format!(
-            "{what}: only tensor-typed graph inputs and outputs are supported (not sequences, maps or optionals)"
+            "{what}: sequence, map and optional types are not supported (graph inputs and outputs must be tensors)"
         ))),
     }
 }

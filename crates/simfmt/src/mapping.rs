@@ -129,6 +129,7 @@ pub(crate) fn coord_name(c: CoordTransform) -> &'static str {
         CoordTransform::PytorchHalfPixel => "pytorch_half_pixel",
         CoordTransform::AlignCorners => "align_corners",
         CoordTransform::Asymmetric => "asymmetric",
+        CoordTransform::HalfPixelSymmetric => "half_pixel_symmetric",
     }
 }
 
@@ -138,6 +139,7 @@ pub(crate) fn coord_from_name(s: &str) -> Option<CoordTransform> {
         "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
         "align_corners" => CoordTransform::AlignCorners,
         "asymmetric" => CoordTransform::Asymmetric,
+        "half_pixel_symmetric" => CoordTransform::HalfPixelSymmetric,
         _ => return None,
     })
 }

@@ -20,7 +20,7 @@ use ipukit_ir::ops::{CoordTransform, NearestMode, Resize, ResizeMode};
 pub(crate) fn builtin_flags(r: &Resize, in_hw: [usize; 2]) -> Option<(bool, bool)> {
     let flags = match r.coord {
         CoordTransform::Asymmetric => (false, false),
-        CoordTransform::HalfPixel | CoordTransform::PytorchHalfPixel => (false, true),
+        CoordTransform::HalfPixel | CoordTransform::PytorchHalfPixel | CoordTransform::HalfPixelSymmetric => (false, true),
         CoordTransform::AlignCorners => (true, false),
     };
     for ((&inn, &out), &scale) in in_hw.iter().zip(&r.size).zip(&r.scales) {

@@ -5,7 +5,7 @@ use crate::context::{Ctx, NodeCx, Slot};
 use crate::error::{OnnxError, Result};
 use ipukit_ir::{
     ops::{broadcast_shapes, BinaryOp, UnaryOp},
-    Op,
+    DType, Op,
 };
 
 fn unary_op(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>, op: UnaryOp) -> Result<()> {
@@ -147,19 +147,49 @@ binary_fns! {
     prelu => BinaryOp::PRelu,
 }
 
+/// A slot converted to `dt` (no op when it already has that type).
+fn cast_to(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>, s: Slot, dt: DType, out: &str) -> Result<Slot> {
+    if ctx.dtype(&s) == dt {
+        return Ok(s);
+    }
+    let id = ctx.emit1(&nx.name, Op::Cast(dt), vec![s.id], out)?;
+    Ok(Slot { id, perm: s.perm })
+}
+
+/// ONNX allows base and exponent of different types; the result has the base's type. Mixed
+/// cases are computed in FLOAT32 and cast back.
 pub(crate) fn pow(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     nx.attrs.check_known("Pow", &[])?;
     let a = nx.req(ctx, 0)?;
     let b = nx.req(ctx, 1)?;
-    if ctx.dtype(&a) != ctx.dtype(&b) {
-        return Err(OnnxError::Unsupported(format!(
-            "ONNX Pow with base {} and exponent {} is not supported (types must match)",
-            ctx.dtype(&a),
-            ctx.dtype(&b)
-        )));
+    let (ta, tb) = (ctx.dtype(&a), ctx.dtype(&b));
+    if ta == tb {
+        let s = binary_slot(ctx, nx, BinaryOp::Pow, &a, &b, nx.output(0))?;
+        nx.alias(ctx, 0, s);
+        return Ok(());
     }
-    let s = binary_slot(ctx, nx, BinaryOp::Pow, &a, &b, nx.output(0))?;
-    nx.alias(ctx, 0, s);
+    let af = cast_to(
+        ctx,
+        nx,
+        a,
+        DType::F32,
+        &format!("{}_base_f32", nx.output(0)),
+    )?;
+    let bf = cast_to(
+        ctx,
+        nx,
+        b,
+        DType::F32,
+        &format!("{}_exponent_f32", nx.output(0)),
+    )?;
+    let name = if ta == DType::F32 {
+        nx.output(0).to_string()
+    } else {
+        format!("{}_f32", nx.output(0))
+    };
+    let y = binary_slot(ctx, nx, BinaryOp::Pow, &af, &bf, &name)?;
+    let y = cast_to(ctx, nx, y, ta, nx.output(0))?;
+    nx.alias(ctx, 0, y);
     Ok(())
 }
 

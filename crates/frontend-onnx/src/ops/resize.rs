@@ -81,6 +81,42 @@ fn geometry(
     }
 }
 
+/// `keep_aspect_ratio_policy`: one scale for H and W, the smallest (`not_larger`) or largest of
+/// `sizes / input`, and the output rounded from it, as ONNX Runtime does.
+fn keep_aspect_ratio(
+    in_shape: &[usize],
+    sizes: &[i64],
+    not_larger: bool,
+    node: &str,
+) -> Result<Geometry> {
+    if in_shape.len() != 4
+        || sizes.len() != 4
+        || sizes[0] as usize != in_shape[0]
+        || sizes[1] as usize != in_shape[1]
+    {
+        return Err(err(
+            "Exception: ONNX RESIZE scale tensor only supports height and width resize:",
+            node,
+        ));
+    }
+    let sh = sizes[2] as f32 / in_shape[2] as f32;
+    let sw = sizes[3] as f32 / in_shape[3] as f32;
+    let s = if not_larger { sh.min(sw) } else { sh.max(sw) };
+    let size = [
+        (s * in_shape[2] as f32).round() as usize,
+        (s * in_shape[3] as f32).round() as usize,
+    ];
+    if size.contains(&0) {
+        return Err(OnnxError::Invalid(format!(
+            "sizes {sizes:?} give an empty output"
+        )));
+    }
+    Ok(Geometry {
+        size,
+        scales: [s, s],
+    })
+}
+
 fn emit(
     ctx: &mut Ctx<'_>,
     nx: &NodeCx<'_>,
@@ -179,10 +215,11 @@ pub(crate) fn resize(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
             node,
         ));
     }
-    if nx.attrs.string_or("keep_aspect_ratio_policy", "stretch")? != "stretch" {
+    let policy = nx.attrs.string_or("keep_aspect_ratio_policy", "stretch")?;
+    if !matches!(policy.as_str(), "stretch" | "not_larger" | "not_smaller") {
         return Err(err(
-            "Exception: resize does not support keep_aspect_ratio_policy",
-            "",
+            "Exception: resize does not support keep_aspect_ratio_policy ",
+            &policy,
         ));
     }
     let m = match mode.as_str() {
@@ -201,7 +238,8 @@ pub(crate) fn resize(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
         "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
         "align_corners" => CoordTransform::AlignCorners,
         "asymmetric" => CoordTransform::Asymmetric,
-        _ => return Err(err("Exception: ONNX RESIZE only supports 'coordinate_transformation_mode': align_corners/asymmetric/half_pixel/pytorch_half_pixel:", node)),
+        "half_pixel_symmetric" => CoordTransform::HalfPixelSymmetric,
+        _ => return Err(err("Exception: ONNX RESIZE only supports 'coordinate_transformation_mode': align_corners/asymmetric/half_pixel/pytorch_half_pixel/half_pixel_symmetric:", node)),
     };
     let x = nx.req(ctx, 0)?;
     let shape = ctx.onnx_shape(&x);
@@ -238,11 +276,17 @@ pub(crate) fn resize(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
             sizes = Some(full);
         }
     }
-    let g = geometry(
-        &shape,
-        if sizes.is_some() { None } else { scales },
-        sizes,
-        node,
-    )?;
+    let g = if policy != "stretch" {
+        let z = sizes
+            .ok_or_else(|| OnnxError::Invalid("keep_aspect_ratio_policy needs sizes".into()))?;
+        keep_aspect_ratio(&shape, &z, policy == "not_larger", node)?
+    } else {
+        geometry(
+            &shape,
+            if sizes.is_some() { None } else { scales },
+            sizes,
+            node,
+        )?
+    };
     emit(ctx, nx, m, coord, g)
 }

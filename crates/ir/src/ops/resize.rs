@@ -16,6 +16,9 @@ pub enum CoordTransform {
     AlignCorners,
     /// `x_out / s`.
     Asymmetric,
+    /// Half-pixel, with the input centre kept fixed when the output length was rounded:
+    /// `c · (1 − len_out / (s · len_in)) + (x_out + 0.5) / s − 0.5` with `c = len_in / 2`.
+    HalfPixelSymmetric,
 }
 
 /// How a fractional input coordinate picks a pixel in nearest mode.
@@ -75,6 +78,11 @@ impl Resize {
                 }
             }
             CoordTransform::Asymmetric => x / scale,
+            CoordTransform::HalfPixelSymmetric => {
+                let adjustment = len_out as f32 / (scale * len_in as f32);
+                let offset = len_in as f32 / 2.0 * (1.0 - adjustment);
+                offset + (x + 0.5) / scale - 0.5
+            }
         }
     }
 
