@@ -74,7 +74,9 @@ pub fn run(force: bool) -> Result<()> {
         fs::remove_dir_all(&venv).with_context(|| format!("cannot remove {}", rel(&venv)))?;
     }
     println!("venv: creating {} with {host} ({version})", rel(&venv));
-    util::run_verbose(Command::new(&host).arg("-m").arg("venv").arg(&venv))?;
+    util::run_verbose(Command::new(&host).arg("-m").arg("venv").arg(&venv)).with_context(|| {
+        format!("{host} cannot create a venv (Debian: apt-get install python3-venv; or set IPUKIT_PYTHON)")
+    })?;
     println!("venv: installing the pinned packages of {}", rel(&req_path));
     util::run_verbose(
         Command::new(&py)
