@@ -470,6 +470,65 @@ impl IgemmCtx<'_> {
         }
     }
 
+    /// Receptive fields of `count` consecutive pixels from `p`, walking output rows without
+    /// divisions; the channel copies are unrolled for the usual 1–4 input channels.
+    fn copy_fields(&self, p: usize, count: usize, dst: &mut [f32]) {
+        match self.conv.cin {
+            1 => self.copy_fields_n::<1>(p, count, dst),
+            2 => self.copy_fields_n::<2>(p, count, dst),
+            3 => self.copy_fields_n::<3>(p, count, dst),
+            4 => self.copy_fields_n::<4>(p, count, dst),
+            _ => {
+                let k = dst.len() / count.max(1);
+                for (i, d) in dst.chunks_exact_mut(k).enumerate() {
+                    self.copy_field(p + i, d);
+                }
+            }
+        }
+    }
+
+    fn copy_fields_n<const C: usize>(&self, p: usize, count: usize, dst: &mut [f32]) {
+        let g = &self.conv.geo;
+        let k = g.kh * g.kw * C;
+        let plane = self.oh * self.ow;
+        let (mut b, mut oy, mut ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
+        let (h, w) = (self.h as isize, self.w as isize);
+        for field in dst.chunks_exact_mut(k).take(count) {
+            let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
+            let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
+            let mut taps = field.chunks_exact_mut(C);
+            for ky in 0..g.kh {
+                let iy = iy0 + (ky * g.dilations[0]) as isize;
+                let row = (b * self.h) as isize + iy;
+                for kx in 0..g.kw {
+                    let ix = ix0 + (kx * g.dilations[1]) as isize;
+                    let Some(t) = taps.next() else { return };
+                    let t: &mut [f32; C] = match t.try_into() {
+                        Ok(t) => t,
+                        Err(_) => return,
+                    };
+                    if iy < 0 || ix < 0 || iy >= h || ix >= w {
+                        *t = [0.0; C];
+                    } else {
+                        let at = (row * w + ix) as usize * C;
+                        if let Ok(src) = <&[f32; C]>::try_from(&self.x[at..at + C]) {
+                            *t = *src;
+                        }
+                    }
+                }
+            }
+            ox += 1;
+            if ox == self.ow {
+                ox = 0;
+                oy += 1;
+                if oy == self.oh {
+                    oy = 0;
+                    b += 1;
+                }
+            }
+        }
+    }
+
     /// Copies the receptive field of pixel `p` (zeros in the padding) into `dst` (K long),
     /// element by element: the rows are only a few channels long.
     fn copy_field(&self, p: usize, dst: &mut [f32]) {
@@ -537,7 +596,9 @@ impl IgemmCtx<'_> {
             // last one; their results are dropped).
             let pixel = |i: usize| (p0 + (c0 + i).min(c1 - 1)).min(self.m - 1);
             if contiguous {
-                for i in 0..n_blocks * MR {
+                self.copy_fields(p0 + c0, c1 - c0, &mut fields[..(c1 - c0) * k]);
+                // Pad the last block by repeating the last pixel.
+                for i in (c1 - c0)..n_blocks * MR {
                     self.copy_field(pixel(i), &mut fields[i * k..(i + 1) * k]);
                 }
             } else {
