@@ -78,7 +78,8 @@ pub fn pool2d(attrs: &Pool2d, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> 
                             for xx in xs.lo..xs.hi {
                                 let s = &x[((b * h + y) * w + xx) * c..][..c];
                                 for (d, &v) in px.iter_mut().zip(s) {
-                                    *d = d.max(v);
+                                    // Select form (not f32::max) so the loop vectorises.
+                                    *d = if v > *d { v } else { *d };
                                 }
                             }
                         }
