@@ -6,6 +6,7 @@
 mod array;
 mod conv;
 mod elementwise;
+pub mod fixed;
 mod linear;
 mod pool;
 mod reduce;
