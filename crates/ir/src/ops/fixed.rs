@@ -159,11 +159,11 @@ fn check_requants(op: &str, r: &[Requant], channels: usize) -> Result<()> {
 fn check_layer_types(op: &str, inputs: &[(DType, &[usize])]) -> Result<()> {
     let (x, w) = (inputs[0].0, inputs[1].0);
     let bias = inputs.get(2).map(|b| b.0);
-    let ok = match (x, w, bias) {
-        (DType::U8, DType::I8, None | Some(DType::I32)) => true,
-        (DType::I16, DType::I16, None | Some(DType::I64)) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (x, w, bias),
+        (DType::U8, DType::I8, None | Some(DType::I32))
+            | (DType::I16, DType::I16, None | Some(DType::I64))
+    );
     if !ok {
         return Err(invalid(
             op,
@@ -544,7 +544,11 @@ pub struct Quantize {
 
 impl Quantize {
     pub(crate) fn infer(&self, inputs: &[(DType, &[usize])]) -> Result<Vec<(DType, Vec<usize>)>> {
-        if inputs[0].0 != DType::F32 || int_range(self.out_dtype).is_none() || !(self.scale > 0.0) {
+        if inputs[0].0 != DType::F32
+            || int_range(self.out_dtype).is_none()
+            || self.scale.is_nan()
+            || self.scale <= 0.0
+        {
             return Err(invalid(
                 "Quantize",
                 "needs a FLOAT32 input, a positive scale and an integer output type",
