@@ -442,7 +442,8 @@ fn run_case_inner(dir: &Path, bytes: &[u8], threads: usize) -> Outcome {
                 Outcome::Pass => Outcome::PassFrozen,
                 other => other,
             },
-            Err(_) => break,
+            // Nothing beyond the first input to freeze: try freezing every input.
+            Err(_) => continue,
         };
     }
     outcome

@@ -440,6 +440,14 @@ fn bind_outputs(ctx: &mut Ctx<'_>, graph: &proto::GraphProto, opts: &ImportOptio
             .map(|v| v.name.clone().unwrap_or_default())
             .collect(),
     };
+    for v in &graph.output {
+        if v.r#type.is_some() {
+            tensor::tensor_type(
+                v.r#type.as_ref(),
+                &format!("output '{}'", v.name.as_deref().unwrap_or("")),
+            )?;
+        }
+    }
     let producers: HashMap<&str, &NodeProto> = graph
         .node
         .iter()

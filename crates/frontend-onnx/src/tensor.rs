@@ -182,7 +182,17 @@ pub(crate) fn tensor_type(
     use crate::proto::type_proto::Value;
     match ty.and_then(|t| t.value.as_ref()) {
         Some(Value::TensorType(tt)) => {
-            let dt = ir_dtype(tt.elem_type.unwrap_or(0), what)?;
+            let elem = tt.elem_type.unwrap_or(0);
+            // Inside the model these widen to FLOAT32 / INT64, but data fed to or read from the
+            // model would not match its declared type.
+            let t = DataType::try_from(elem).unwrap_or(DataType::Undefined);
+            if matches!(t, DataType::Float16 | DataType::Bfloat16 | DataType::Double | DataType::Uint32 | DataType::Uint64) {
+                return Err(OnnxError::Unsupported(format!(
+                    "{what}: {} graph inputs and outputs are not supported; export the model with FLOAT32 (or INT64) ones",
+                    t.as_str_name()
+                )));
+            }
+            let dt = ir_dtype(elem, what)?;
             let dims = tt.shape.as_ref().map(|s| {
                 s.dim
                     .iter()

@@ -129,14 +129,15 @@ pub(crate) fn check_supported(op: &Op, dtypes: &[DType]) -> Result<()> {
         Op::Softmax(_) | Op::LogSoftmax(_) | Op::Pool2d(_) | Op::Resize(_) => x == DType::F32,
         Op::Binary(BinaryOp::And | BinaryOp::Or) => x == DType::Bool,
         Op::Binary(b) if b.is_logical() => true,
-        Op::Binary(_) => matches!(x, DType::F32 | DType::I64 | DType::I32),
+        Op::Binary(_) => x != DType::Bool,
         Op::Unary(UnaryOp::Not) => x == DType::Bool,
         Op::Unary(UnaryOp::Abs | UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Clip(..)) => {
             x != DType::Bool
         }
         Op::Unary(_) => x == DType::F32,
         Op::Reduce(r) if r.op == ReduceOp::L2 => x == DType::F32,
-        Op::Reduce(_) => matches!(x, DType::F32 | DType::I64 | DType::I32),
+        Op::Reduce(r) if x == DType::Bool => matches!(r.op, ReduceOp::Max | ReduceOp::Min),
+        Op::Reduce(_) => true,
         Op::Gather(_) => matches!(dtypes.get(1), Some(DType::I64 | DType::I32)),
         _ => true,
     };
@@ -297,6 +298,18 @@ pub(crate) fn execute(
             (DataRef::F32(v), DataMut::F32(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
             (DataRef::I64(v), DataMut::I64(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
             (DataRef::I32(v), DataMut::I32(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
+            (DataRef::I16(v), DataMut::I16(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
+            (DataRef::I8(v), DataMut::I8(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
+            (DataRef::U16(v), DataMut::U16(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
+            (DataRef::U8(v), DataMut::U8(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
+            // Max of booleans is "any", min is "all": reduce them as 0/1 bytes.
+            (DataRef::Bool(v), DataMut::Bool(o)) => {
+                let bytes: Vec<u8> = v.iter().map(|&b| b as u8).collect();
+                let mut res = vec![0u8; o.len()];
+                math::reduce(r.op, &bytes, x.shape, &r.axes, &mut res)?;
+                o.iter_mut().zip(res).for_each(|(d, v)| *d = v != 0);
+                Ok(())
+            }
             (d, _) => Err(unsupported(op, d.dtype())),
         },
         Op::ArgReduce(a) => {
@@ -304,14 +317,30 @@ pub(crate) fn execute(
                 return Err(invalid(op, "output must be INT64"));
             };
             match x.data {
-                DataRef::F32(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::I64(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::I32(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::I16(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::U16(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::I8(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::U8(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
-                DataRef::Bool(v) => math::arg_reduce(a.kind, v, x.shape, a.axis, o),
+                DataRef::F32(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::I64(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::I32(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::I16(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::U16(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::I8(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::U8(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
+                DataRef::Bool(v) => {
+                    math::arg_reduce(a.kind, a.select_last_index, v, x.shape, a.axis, o)
+                }
             }
         }
         Op::Concat(c) => concat(op, c.axis, ins, &mut outs[0].data),
@@ -388,6 +417,10 @@ fn binary(
             (DataRef::F32(p), DataRef::F32(q), DataMut::F32(o)) => math::binary(b, p, sa, q, sb, o),
             (DataRef::I64(p), DataRef::I64(q), DataMut::I64(o)) => math::binary(b, p, sa, q, sb, o),
             (DataRef::I32(p), DataRef::I32(q), DataMut::I32(o)) => math::binary(b, p, sa, q, sb, o),
+            (DataRef::I16(p), DataRef::I16(q), DataMut::I16(o)) => math::binary(b, p, sa, q, sb, o),
+            (DataRef::I8(p), DataRef::I8(q), DataMut::I8(o)) => math::binary(b, p, sa, q, sb, o),
+            (DataRef::U16(p), DataRef::U16(q), DataMut::U16(o)) => math::binary(b, p, sa, q, sb, o),
+            (DataRef::U8(p), DataRef::U8(q), DataMut::U8(o)) => math::binary(b, p, sa, q, sb, o),
             _ => Err(unsupported(op, x.dtype())),
         },
     }

@@ -214,6 +214,13 @@ impl Opts<'_> {
         })
     }
 
+    fn f32s(&self, key: &str) -> Result<Vec<f32>> {
+        let v = self.req(key)?.as_vec().map_err(|e| self.err(key, e))?;
+        v.iter()
+            .map(|x| x.as_f64().map(|v| v as f32).map_err(|e| self.err(key, e)))
+            .collect()
+    }
+
     fn f32_pair(&self, key: &str) -> Result<[f32; 2]> {
         let v = self.req(key)?.as_vec().map_err(|e| self.err(key, e))?;
         if v.len() != 2 {
@@ -1139,6 +1146,7 @@ impl<'a> Reader<'a> {
                         kind,
                         axis,
                         keep_dims: false,
+                        select_last_index: false,
                     }),
                     vec![x],
                 )
@@ -1472,6 +1480,7 @@ impl<'a> Reader<'a> {
                     },
                     axis: o.usize("axis")?,
                     keep_dims: o.bool("keep_dims")?,
+                    select_last_index: o.opt_bool("select_last_index")?,
                 }),
                 one?,
             ),
@@ -1484,6 +1493,7 @@ impl<'a> Reader<'a> {
                     "constant" => PadMode::Constant(o.f32("value")?),
                     "reflect" => PadMode::Reflect,
                     "edge" => PadMode::Edge,
+                    "wrap" => PadMode::Wrap,
                     m => return Err(corrupt(format!("unknown pad mode '{m}'"))),
                 };
                 (
@@ -1506,6 +1516,16 @@ impl<'a> Reader<'a> {
                     .ok_or_else(|| corrupt(format!("unknown coordinate mode '{c}'")))?;
                 let mode = match o.str("mode")? {
                     "linear" => ResizeMode::Linear,
+                    "cubic" => {
+                        let a = o.f32s("cubic_coeff_a")?;
+                        ResizeMode::Cubic {
+                            coeff_a: a
+                                .first()
+                                .copied()
+                                .ok_or_else(|| corrupt("empty cubic_coeff_a"))?,
+                            exclude_outside: o.opt_bool("exclude_outside")?,
+                        }
+                    }
                     "nearest" => {
                         let m = o.str("nearest_mode")?;
                         ResizeMode::Nearest(

@@ -20,7 +20,9 @@ use ipukit_ir::ops::{CoordTransform, NearestMode, Resize, ResizeMode};
 pub(crate) fn builtin_flags(r: &Resize, in_hw: [usize; 2]) -> Option<(bool, bool)> {
     let flags = match r.coord {
         CoordTransform::Asymmetric => (false, false),
-        CoordTransform::HalfPixel | CoordTransform::PytorchHalfPixel | CoordTransform::HalfPixelSymmetric => (false, true),
+        CoordTransform::HalfPixel
+        | CoordTransform::PytorchHalfPixel
+        | CoordTransform::HalfPixelSymmetric => (false, true),
         CoordTransform::AlignCorners => (true, false),
     };
     for ((&inn, &out), &scale) in in_hw.iter().zip(&r.size).zip(&r.scales) {
@@ -33,6 +35,7 @@ pub(crate) fn builtin_flags(r: &Resize, in_hw: [usize; 2]) -> Option<(bool, bool
                 ResizeMode::Nearest(mode) => {
                     ir_nearest(ir, mode, inn) == Some(tfl_nearest(x, inn, out, flags))
                 }
+                ResizeMode::Cubic { .. } => false,
                 ResizeMode::Linear => {
                     let t = tfl_linear_coord(x, inn, out, flags);
                     let clamp = |v: f32| v.max(0.0).min((inn - 1) as f32);

@@ -527,7 +527,7 @@ impl<'g> Writer<'g> {
             }
             Op::ArgReduce(a) => {
                 let max = a.kind == ArgReduceKind::Max;
-                if a.keep_dims {
+                if a.keep_dims || a.select_last_index {
                     let code = if max {
                         custom::ARG_MAX
                     } else {
@@ -535,7 +535,8 @@ impl<'g> Writer<'g> {
                     };
                     let o = MapWriter::new()
                         .uint("axis", a.axis)
-                        .bool("keep_dims", true);
+                        .bool("keep_dims", a.keep_dims)
+                        .bool("select_last_index", a.select_last_index);
                     Emit::custom(code, ins, outs, o)
                 } else {
                     let axis = self.const_usize(format!("{}/axis", n.name), vec![1], &[a.axis])?;
@@ -658,6 +659,9 @@ impl<'g> Writer<'g> {
                     _ => None,
                 };
                 match (p.mode, scalar) {
+                    (PadMode::Wrap, _) => {
+                        Emit::custom(custom::PAD, ins, outs, custom_pad("wrap", 0.0))
+                    }
                     (PadMode::Edge, _) => {
                         Emit::custom(custom::PAD, ins, outs, custom_pad("edge", 0.0))
                     }
@@ -788,6 +792,13 @@ impl<'g> Writer<'g> {
                                 .str("mode", "nearest")
                                 .str("nearest_mode", nearest_name(m)),
                             ResizeMode::Linear => o.str("mode", "linear"),
+                            ResizeMode::Cubic {
+                                coeff_a,
+                                exclude_outside,
+                            } => o
+                                .str("mode", "cubic")
+                                .floats("cubic_coeff_a", &[coeff_a])
+                                .bool("exclude_outside", exclude_outside),
                         };
                         Emit::custom(custom::RESIZE, ins, outs, o)
                     }

@@ -67,11 +67,10 @@ pub(crate) fn hard_sigmoid(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
 pub(crate) fn clip(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     nx.attrs.check_known("Clip", &["min", "max"])?;
     let x = nx.req(ctx, 0)?;
-    if !ctx.dtype(&x).is_float() {
-        return Err(OnnxError::Unsupported(format!(
-            "ONNX Clip on {} tensors is not supported",
-            ctx.dtype(&x)
-        )));
+    if ctx.dtype(&x) == DType::Bool {
+        return Err(OnnxError::Unsupported(
+            "ONNX Clip on BOOL tensors is not supported".into(),
+        ));
     }
     let bound = |ctx: &mut Ctx<'_>, i: usize, attr: &str, default: f32| -> Result<f32> {
         if ctx.opset < 11 {

@@ -89,12 +89,7 @@ reduce_fns! {
 fn arg(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>, kind: ArgReduceKind) -> Result<()> {
     nx.attrs
         .check_known(nx.op_type, &["axis", "keepdims", "select_last_index"])?;
-    if nx.attrs.int_or("select_last_index", 0)? != 0 {
-        return Err(OnnxError::Unsupported(format!(
-            "ONNX {} select_last_index only supports 0:",
-            nx.op_type.to_uppercase()
-        )));
-    }
+    let select_last_index = nx.attrs.int_or("select_last_index", 0)? != 0;
     let x = nx.req(ctx, 0)?;
     let rank = x.perm.len();
     let axis_v = nx.attrs.int_or("axis", 0)?;
@@ -110,6 +105,7 @@ fn arg(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>, kind: ArgReduceKind) -> Result<()> {
         kind,
         axis: ir_axis(&x.perm, axis),
         keep_dims,
+        select_last_index,
     });
     nx.emit_out(ctx, op, vec![x.id], perm)
 }

@@ -209,7 +209,8 @@ pub(crate) fn resize(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     if nx.attrs.int_or("antialias", 0)? != 0 {
         return Err(err("Exception: resize antialias only supports 0", ""));
     }
-    if nx.attrs.int_or("exclude_outside", 0)? != 0 {
+    let exclude_outside = nx.attrs.int_or("exclude_outside", 0)? != 0;
+    if exclude_outside && mode != "cubic" {
         return Err(err(
             "Exception: ONNX RESIZE unsupported 'exclude_outside' non-zero value:",
             node,
@@ -231,7 +232,11 @@ pub(crate) fn resize(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
             _ => return Err(err("Exception: ONNX RESIZE only supports 'nearest_mode': round_prefer_floor/floor/round_prefer_ceil:", node)),
         }),
         "linear" => ResizeMode::Linear,
-        _ => return Err(err("Exception: ONNX RESIZE only supports nearest or linear:", node)),
+        "cubic" => ResizeMode::Cubic {
+            coeff_a: nx.attrs.float_or("cubic_coeff_a", -0.75)?,
+            exclude_outside,
+        },
+        _ => return Err(err("Exception: ONNX RESIZE only supports nearest, linear or cubic:", node)),
     };
     let coord = match nx.attrs.string_or("coordinate_transformation_mode", "half_pixel")?.as_str() {
         "half_pixel" => CoordTransform::HalfPixel,

@@ -183,18 +183,35 @@ pub(crate) fn identity_op(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Dropout at inference is the identity, and so is training mode with ratio 0; its optional
+/// mask output is then all true. Training with a non-zero ratio is random and refused.
 pub(crate) fn dropout(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
     nx.attrs
         .check_known("Dropout", &["ratio", "seed", "is_test"])?;
-    nx.max_outputs(1)?;
-    if let Some(t) = nx.const_input(ctx, 2, "training_mode")? {
-        if t.to_i64_vec().first().copied().unwrap_or(0) != 0 {
+    nx.max_outputs(2)?;
+    let training = match nx.const_input(ctx, 2, "training_mode")? {
+        Some(t) => t.to_i64_vec().first().copied().unwrap_or(0) != 0,
+        None => false,
+    };
+    if training {
+        let ratio = match nx.const_input(ctx, 1, "ratio")? {
+            Some(r) => r.to_f32_vec().first().copied().unwrap_or(0.5),
+            None => 0.5,
+        };
+        if ratio != 0.0 {
             return Err(OnnxError::Unsupported(
-                "ONNX Dropout in training mode is not supported".into(),
+                "ONNX Dropout in training mode is not supported (it is random unless ratio is 0)"
+                    .into(),
             ));
         }
     }
     let x = nx.req(ctx, 0)?;
+    if nx.output_count() > 1 && !nx.output(1).is_empty() {
+        let shape = ctx.onnx_shape(&x);
+        let n = shape.iter().product();
+        let mask = ctx.constant(nx.output(1), shape, vec![true; n].into())?;
+        nx.alias(ctx, 1, mask);
+    }
     nx.alias(ctx, 0, x);
     Ok(())
 }
@@ -261,13 +278,8 @@ pub(crate) fn reshape(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
             "shape",
         )?,
     };
+    // With allowzero a 0 is a real zero-length dimension, not "copy the input's".
     let allowzero = nx.attrs.int_or("allowzero", 0)? != 0;
-    if allowzero && target.contains(&0) {
-        return Err(OnnxError::Unsupported(format!(
-            "Exception: ONNX RESHAPE unsupported allowedzero set 1:{}",
-            nx.name
-        )));
-    }
     let total: usize = in_shape.iter().product();
     let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
@@ -283,6 +295,7 @@ pub(crate) fn reshape(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
                 infer = Some(i);
                 out.push(1);
             }
+            0 if allowzero => out.push(0),
             0 => out.push(*in_shape.get(i).ok_or_else(|| {
                 OnnxError::Invalid(format!(
                     "shape {target:?} copies dimension {i} that the input {in_shape:?} lacks"
@@ -631,9 +644,10 @@ pub(crate) fn pad(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>) -> Result<()> {
         "constant" => PadMode::Constant(value),
         "reflect" => PadMode::Reflect,
         "edge" => PadMode::Edge,
+        "wrap" => PadMode::Wrap,
         _ => {
             return Err(OnnxError::Unsupported(
-                "ONNX Pad only supports constant, reflect and edge mode".into(),
+                "ONNX Pad only supports constant, reflect, edge and wrap mode".into(),
             ))
         }
     };

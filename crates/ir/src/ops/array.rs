@@ -204,6 +204,8 @@ pub enum PadMode {
     Reflect,
     /// Repeat the edge element.
     Edge,
+    /// Wrap around (`cd|abcd|ab`).
+    Wrap,
 }
 
 /// Padding of every axis.

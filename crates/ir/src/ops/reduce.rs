@@ -84,7 +84,7 @@ pub enum ArgReduceKind {
     Min,
 }
 
-/// Index of the extreme along one axis; ties go to the first index.
+/// Index of the extreme along one axis; ties go to the first index unless `select_last_index`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArgReduce {
     /// Max or min.
@@ -93,12 +93,18 @@ pub struct ArgReduce {
     pub axis: usize,
     /// Keep the axis as size 1.
     pub keep_dims: bool,
+    /// Ties go to the last index.
+    pub select_last_index: bool,
 }
 
 impl ArgReduce {
     pub(crate) fn infer(&self, inputs: &[(DType, &[usize])]) -> Result<Vec<(DType, Vec<usize>)>> {
         let (_, x) = inputs[0];
-        check_axis("ArgMax", self.axis, x.len())?;
+        let name = match self.kind {
+            ArgReduceKind::Max => "ArgMax",
+            ArgReduceKind::Min => "ArgMin",
+        };
+        check_axis(name, self.axis, x.len())?;
         Ok(vec![(
             DType::I64,
             reduced_shape(x, &[self.axis], self.keep_dims),

@@ -35,12 +35,20 @@ pub enum NearestMode {
 }
 
 /// Interpolation mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ResizeMode {
     /// Nearest neighbour.
     Nearest(NearestMode),
     /// Bilinear.
     Linear,
+    /// Bicubic (Keys' kernel with parameter `coeff_a`, ONNX's `cubic_coeff_a`).
+    Cubic {
+        /// The kernel parameter (-0.75 in ONNX, -0.5 in some libraries).
+        coeff_a: f32,
+        /// Give taps outside the input weight 0 (renormalising the rest) instead of clamping
+        /// them to the edge.
+        exclude_outside: bool,
+    },
 }
 
 /// Resize of H and W of an NHWC tensor.

@@ -17,6 +17,7 @@ fn source(o: usize, before: usize, len: usize, mode: PadMode) -> Option<usize> {
     match mode {
         PadMode::Constant(_) => None,
         PadMode::Edge => Some(i.clamp(0, n - 1) as usize),
+        PadMode::Wrap => Some(i.rem_euclid(n) as usize),
         PadMode::Reflect => {
             if n == 1 {
                 return Some(0);

@@ -48,6 +48,48 @@ fn linear_taps(
         .collect()
 }
 
+/// Cubic taps along one axis: four input indices and weights for every output index, as ONNX
+/// Runtime computes them (indices clamped to the edge, or dropped and the weights renormalised
+/// with `exclude_outside`).
+fn cubic_taps(
+    r: &Resize,
+    a: f32,
+    exclude: bool,
+    out_len: usize,
+    in_len: usize,
+    scale: f32,
+) -> Vec<([usize; 4], [f32; 4])> {
+    (0..out_len)
+        .map(|o| {
+            let x = r.source_coord(o, in_len, out_len, scale);
+            let xi = x.floor();
+            let s = x - xi;
+            let mut w = [
+                ((a * (s + 1.0) - 5.0 * a) * (s + 1.0) + 8.0 * a) * (s + 1.0) - 4.0 * a,
+                ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0,
+                ((a + 2.0) * (1.0 - s) - (a + 3.0)) * (1.0 - s) * (1.0 - s) + 1.0,
+                ((a * (2.0 - s) - 5.0 * a) * (2.0 - s) + 8.0 * a) * (2.0 - s) - 4.0 * a,
+            ];
+            let mut idx = [0usize; 4];
+            let last = in_len as i64 - 1;
+            for k in 0..4 {
+                let i = xi as i64 + k as i64 - 1;
+                if exclude && !(0..=last).contains(&i) {
+                    w[k] = 0.0;
+                }
+                idx[k] = i.clamp(0, last) as usize;
+            }
+            if exclude {
+                let sum: f32 = w.iter().sum();
+                if sum != 0.0 {
+                    w.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            (idx, w)
+        })
+        .collect()
+}
+
 /// Resizes `x` (NHWC) to `[N, size[0], size[1], C]`.
 pub fn resize(attrs: &Resize, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> Result<()> {
     const OP: &str = "Resize";
@@ -104,6 +146,34 @@ pub fn resize(attrs: &Resize, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> 
                         for i in 0..c {
                             px[i] =
                                 wy0 * (wx0 * a[i] + wx1 * bb[i]) + wy1 * (wx0 * cc[i] + wx1 * d[i]);
+                        }
+                    }
+                }
+            });
+        }
+        ResizeMode::Cubic {
+            coeff_a,
+            exclude_outside,
+        } => {
+            let ys = cubic_taps(attrs, coeff_a, exclude_outside, oh, h, sh);
+            let xs = cubic_taps(attrs, coeff_a, exclude_outside, ow, w, sw);
+            par::for_rows(out, row, 1 << 12, |r0, chunk| {
+                for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
+                    let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
+                    let (yi, wy) = ys[oy];
+                    for (px, (xi, wx)) in dst.chunks_exact_mut(c).zip(&xs) {
+                        for (i, v) in px.iter_mut().enumerate() {
+                            // Along x for each of the four rows, then along y, as ONNX Runtime.
+                            let mut acc = 0.0;
+                            for (&y, &wyk) in yi.iter().zip(&wy) {
+                                let src = &x[(b * h + y) * w * c..(b * h + y + 1) * w * c];
+                                let mut rowv = 0.0;
+                                for (&xx, &wxk) in xi.iter().zip(wx) {
+                                    rowv += wxk * src[xx * c + i];
+                                }
+                                acc += wyk * rowv;
+                            }
+                            *v = acc;
                         }
                     }
                 }

@@ -339,7 +339,36 @@ macro_rules! int_binary {
         }
     )*};
 }
-int_binary!(i64, i32);
+int_binary!(i64, i32, i16, i8);
+
+macro_rules! uint_binary {
+    ($($t:ty),*) => {$(
+        impl BinaryElement for $t {
+            #[allow(private_interfaces)]
+            fn run(op: BinaryOp, mode: Mode<'_, $t>) -> Result<()> {
+                let n = op.name();
+                match op {
+                    BinaryOp::Add => exec(n, mode, <$t>::wrapping_add),
+                    BinaryOp::Sub => exec(n, mode, <$t>::wrapping_sub),
+                    BinaryOp::Mul => exec(n, mode, <$t>::wrapping_mul),
+                    BinaryOp::Div => {
+                        if mode.divisor().contains(&0) {
+                            return Err(invalid(n, "integer division by zero"));
+                        }
+                        exec(n, mode, <$t>::wrapping_div)
+                    }
+                    BinaryOp::Pow => exec(n, mode, |x: $t, y: $t| x.wrapping_pow(u32::from(y))),
+                    BinaryOp::Max => exec(n, mode, |x: $t, y: $t| x.max(y)),
+                    BinaryOp::Min => exec(n, mode, |x: $t, y: $t| x.min(y)),
+                    // Unsigned values are never negative.
+                    BinaryOp::PRelu => exec(n, mode, |x: $t, _s: $t| x),
+                    _ => Err(invalid(n, "has a Bool output; use compare or logical")),
+                }
+            }
+        }
+    )*};
+}
+uint_binary!(u16, u8);
 
 #[cfg(test)]
 mod tests {

@@ -159,11 +159,13 @@ macro_rules! int_reduce {
         }
     )*};
 }
-int_reduce!(i64, i32);
+int_reduce!(i64, i32, i16, i8, u16, u8);
 
-/// Index of the maximum (or minimum) along `axis`; ties go to the first index.
+/// Index of the maximum (or minimum) along `axis`; ties go to the first index, or to the last
+/// with `select_last`.
 pub fn arg_reduce<T: Element + PartialOrd>(
     kind: ArgReduceKind,
+    select_last: bool,
     x: &[T],
     x_shape: &[usize],
     axis: usize,
@@ -190,9 +192,11 @@ pub fn arg_reduce<T: Element + PartialOrd>(
     if len == 0 {
         return Err(invalid(name, "cannot search an empty axis"));
     }
-    let better = |v: T, best: T| match kind {
-        ArgReduceKind::Max => v > best,
-        ArgReduceKind::Min => v < best,
+    let better = |v: T, best: T| match (kind, select_last) {
+        (ArgReduceKind::Max, false) => v > best,
+        (ArgReduceKind::Max, true) => v >= best,
+        (ArgReduceKind::Min, false) => v < best,
+        (ArgReduceKind::Min, true) => v <= best,
     };
     let mut best: Vec<T> = vec![T::default(); inner];
     for o in 0..outer {
@@ -292,10 +296,10 @@ mod tests {
     fn argmax_takes_first_on_ties() {
         let x = [1.0f32, 3.0, 3.0, 0.0, 2.0, 2.0];
         let mut out = [0i64; 2];
-        arg_reduce(ArgReduceKind::Max, &x, &[2, 3], 1, &mut out).unwrap();
+        arg_reduce(ArgReduceKind::Max, false, &x, &[2, 3], 1, &mut out).unwrap();
         assert_eq!(out, [1, 1]);
         let mut out = [0i64; 3];
-        arg_reduce(ArgReduceKind::Min, &x, &[2, 3], 0, &mut out).unwrap();
+        arg_reduce(ArgReduceKind::Min, false, &x, &[2, 3], 0, &mut out).unwrap();
         assert_eq!(out, [1, 1, 1]);
     }
 }

@@ -356,6 +356,7 @@ pub fn reductions() -> Graph {
                     kind,
                     axis: 3,
                     keep_dims,
+                    select_last_index: keep_dims,
                 }),
                 &[x],
             );
