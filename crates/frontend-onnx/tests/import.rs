@@ -228,14 +228,14 @@ fn unsupported_things_are_named() {
             "Resize",
             &["x", "", "", ""],
             &["y"],
-            vec![("mode", Attr::S("cubic"))],
+            vec![("mode", Attr::S("lanczos"))],
         )
         .output("y");
     let e = import_bytes(&m.bytes(), &ImportOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("ONNX RESIZE only supports nearest or linear"),
+        e.contains("ONNX RESIZE only supports nearest, linear or cubic"),
         "{e}"
     );
 }
