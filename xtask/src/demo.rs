@@ -1,0 +1,102 @@
+//! `cargo xtask demo`: the main job end to end on the bundled default model.
+//!
+//! Builds the tools and runs them as a user would, printing each command: convert the PP-OCR
+//! text-direction classifier in `fixtures/default/`, then every later stage that the tools
+//! offer, and classify the two bundled text lines with the last model produced.
+
+use crate::util::{repo_root, run_capture, show};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The classifier's two classes.
+const LABELS: [&str; 2] = ["upright (0°)", "upside down (180°)"];
+
+fn tool(bin_dir: &Path, name: &str) -> Command {
+    Command::new(bin_dir.join(name))
+}
+
+/// Runs a tool, echoing the command line; fails with its stderr.
+fn step(cmd: &mut Command) -> Result<String> {
+    println!("$ {}", show(cmd));
+    let (ok, out, err) = run_capture(cmd)?;
+    if !ok {
+        bail!("{}", err.trim());
+    }
+    Ok(out)
+}
+
+/// Builds the binaries and runs the demo.
+pub fn run() -> Result<()> {
+    let root = repo_root();
+    let fixtures = root.join("fixtures/default");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("building the tools (cargo build --release --bins) ...");
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--quiet", "--bins"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the tools failed");
+    }
+    let bin_dir = root.join("target/release");
+    let work = root.join("target/demo");
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let model = fixtures.join("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let ini = fixtures.join("input_config.ini");
+    let pre = fixtures.join("preprocess.toml");
+    let images: Vec<PathBuf> = ["text_line.png", "text_line_upside_down.png"]
+        .iter()
+        .map(|f| fixtures.join(f))
+        .collect();
+
+    let float_sim = work.join("ppocr_cls_float.sim");
+    step(
+        tool(&bin_dir, "ipu-convert")
+            .arg("onnx")
+            .arg("--model_file")
+            .arg(&model)
+            .arg("--input_config")
+            .arg(&ini)
+            .args(["--input_shapes", "1,3,48,192"])
+            .arg("--output_file")
+            .arg(&float_sim),
+    )?;
+    let last = float_sim;
+
+    println!();
+    for img in &images {
+        let out = step(
+            tool(&bin_dir, "ipu-simulator")
+                .current_dir(&work)
+                .arg("-i")
+                .arg(img)
+                .arg("-m")
+                .arg(&last)
+                .arg("-n")
+                .arg(&pre)
+                .args(["-c", "Classification"]),
+        )?;
+        let top = out
+            .lines()
+            .find(|l| l.contains("top-5"))
+            .unwrap_or("")
+            .to_string();
+        let class = top
+            .split("top-5")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|c| c.parse::<usize>().ok());
+        let name = img
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match class.and_then(|c| LABELS.get(c).map(|l| (c, l))) {
+            Some((c, label)) => println!("=> {name}: class {c}, {label}\n"),
+            None => bail!("unexpected simulator output: {out}"),
+        }
+    }
+    println!("demo done; the models are in {}", work.display());
+    Ok(())
+}
