@@ -101,22 +101,57 @@ impl Image {
     }
 }
 
+/// Decodes JPEG data with libjpeg-turbo's decoder (the mozjpeg build of it): the decoder both
+/// OpenCV and Pillow use, so the pixels are identical to theirs (islow IDCT, fancy
+/// upsampling). A truncated file decodes with its missing rows gray, as theirs does.
+fn decode_jpeg(bytes: &[u8]) -> Result<image::RgbImage, String> {
+    // libjpeg reports fatal errors by unwinding (without the panic hook); catch them here.
+    let run = || -> std::io::Result<(usize, usize, Vec<u8>)> {
+        let d = mozjpeg::Decompress::new_mem(bytes)?;
+        let mut img = d.rgb()?;
+        let (w, h) = (img.width(), img.height());
+        let px: Vec<u8> = img.read_scanlines()?;
+        img.finish()?;
+        Ok((w, h, px))
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok((w, h, px))) => image::RgbImage::from_raw(w as u32, h as u32, px)
+            .ok_or_else(|| format!("the JPEG decoder returned an inconsistent {w}x{h} image")),
+        Ok(Err(e)) => Err(format!("corrupt JPEG: {e}")),
+        Err(payload) => Err(payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "corrupt JPEG".to_string())),
+    }
+}
+
 /// Decodes a JPEG, PNG, BMP (or any format the `image` crate was built with) file into 8-bit
 /// RGB, as `cv2.imread` (then BGR→RGB) or `Image.open(...).convert('RGB')` would: alpha is
 /// dropped without compositing, gray is replicated, 16-bit samples keep their high byte. With
 /// [`Lib::OpenCv`] the EXIF orientation is applied (as `cv2.imread` does); Pillow ignores it.
 pub fn decode(path: &Path, lib: Lib) -> Result<Image, String> {
-    use image::{DynamicImage, ImageDecoder, ImageReader};
+    use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
     let reader = ImageReader::open(path)
         .map_err(|e| e.to_string())?
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
+    let format = reader.format();
+    if format.is_none() {
         return Err("not an image in a supported format (JPEG, PNG, BMP)".to_string());
     }
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    let mut img;
+    let orientation;
+    if format == Some(ImageFormat::Jpeg) {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        orientation = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&bytes))
+            .ok()
+            .and_then(|mut d| d.orientation().ok());
+        img = DynamicImage::ImageRgb8(decode_jpeg(&bytes)?);
+    } else {
+        let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+        orientation = decoder.orientation().ok();
+        img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    }
     if lib == Lib::OpenCv {
         if let Some(o) = orientation {
             img.apply_orientation(o);
