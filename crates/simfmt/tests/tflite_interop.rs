@@ -148,7 +148,9 @@ fn resize_ref(x: &T, r: &Resize) -> T {
                         let xx = clampf((sx + 0.5).floor(), x.s[2]) as usize;
                         x.at(0, y, xx, ch)
                     }
-                    ResizeMode::Nearest(_) | ResizeMode::Cubic { .. } => unreachable!("the test model uses linear and round_prefer_ceil only"),
+                    ResizeMode::Nearest(_) | ResizeMode::Cubic { .. } => {
+                        unreachable!("the test model uses linear and round_prefer_ceil only")
+                    }
                 };
                 d.push(v);
             }
