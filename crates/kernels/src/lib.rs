@@ -21,6 +21,7 @@ pub mod array;
 pub mod element;
 pub mod error;
 pub mod float;
+pub mod int;
 pub mod math;
 pub(crate) mod par;
 pub mod shape;

@@ -311,6 +311,44 @@ mod tests {
                                 let bot = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
                                 top * (1.0 - fy) + bot * fy
                             }
+                            ResizeMode::Cubic {
+                                coeff_a,
+                                exclude_outside,
+                            } => {
+                                // Keys' cubic convolution, four taps per axis, edge-clamped taps.
+                                let taps = |s: f32, len: usize| {
+                                    let f = s.floor();
+                                    let mut t = [(0usize, 0f32); 4];
+                                    let mut sum = 0.0;
+                                    for (k, tap) in t.iter_mut().enumerate() {
+                                        let i = f as i64 - 1 + k as i64;
+                                        let d = (s - i as f32).abs();
+                                        let a = coeff_a;
+                                        let mut wt = if d <= 1.0 {
+                                            ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
+                                        } else if d < 2.0 {
+                                            ((a * d - 5.0 * a) * d + 8.0 * a) * d - 4.0 * a
+                                        } else {
+                                            0.0
+                                        };
+                                        if exclude_outside && (i < 0 || i >= len as i64) {
+                                            wt = 0.0;
+                                        }
+                                        sum += wt;
+                                        *tap = (i.clamp(0, len as i64 - 1) as usize, wt);
+                                    }
+                                    if exclude_outside && sum != 0.0 {
+                                        t.iter_mut().for_each(|tap| tap.1 /= sum);
+                                    }
+                                    t
+                                };
+                                let (ty, tx) = (taps(sy, h), taps(sx, w));
+                                ty.iter()
+                                    .map(|&(y, wy)| {
+                                        wy * tx.iter().map(|&(xx, wx)| wx * at(y, xx)).sum::<f32>()
+                                    })
+                                    .sum()
+                            }
                         };
                         out.push(v);
                     }
@@ -323,13 +361,13 @@ mod tests {
     proptest! {
         #[test]
         fn matches_naive(
-            linear in any::<bool>(), m in 0usize..4, ct in 0usize..4,
+            kind in 0usize..3, m in 0usize..4, ct in 0usize..4, exclude_outside in any::<bool>(),
             h in 1usize..7, w in 1usize..7, oh in 1usize..12, ow in 1usize..12, c in 1usize..5,
         ) {
-            let mode = if linear {
-                ResizeMode::Linear
-            } else {
-                ResizeMode::Nearest([NearestMode::RoundPreferFloor, NearestMode::RoundPreferCeil, NearestMode::Floor, NearestMode::Ceil][m])
+            let mode = match kind {
+                0 => ResizeMode::Linear,
+                1 => ResizeMode::Cubic { coeff_a: -0.75, exclude_outside },
+                _ => ResizeMode::Nearest([NearestMode::RoundPreferFloor, NearestMode::RoundPreferCeil, NearestMode::Floor, NearestMode::Ceil][m]),
             };
             let coord = [CoordTransform::HalfPixel, CoordTransform::PytorchHalfPixel, CoordTransform::AlignCorners, CoordTransform::Asymmetric][ct];
             let r = Resize { mode, coord, size: [oh, ow], scales: [oh as f32 / h as f32, ow as f32 / w as f32] };

@@ -1,0 +1,618 @@
+//! Quantized depthwise convolution (`QDepthwiseConv2d`, `docs/fixed-point.md` §3), NHWC, as a
+//! direct loop vectorised over channels.
+//!
+//! For each output pixel and block of channels the accumulators stay in registers while the
+//! taps inside the input are added (taps in the padding contribute 0 in both modes, so they
+//! are skipped): INT32 `w·(x − z_in)` in 8-bit mode (exact: the sum is bounded at packing),
+//! INT64 `w·x` in 16-bit mode (each product fits INT32). The row is then requantized by the
+//! shared epilogue. The loops are compiled for AVX-512BW, AVX2 and the baseline.
+
+use super::arith::QInt;
+use super::conv::{check_layer_out, Geometry, LayerInput, QWeights};
+use super::epilogue::ChannelRequant;
+use super::gemm::{check_int32_bound, Mode};
+use super::isa::{multiversion, Isa};
+use crate::error::{check_len, invalid, Result};
+use crate::par;
+use ipukit_ir::ops::fixed::QDepthwiseConv2d;
+use ipukit_ir::ops::FusedActivation;
+use ipukit_ir::DType;
+
+/// Channels accumulated together in registers.
+const BLOCK: usize = 32;
+/// Taps listed per pixel on the fast path (larger kernels take the general loop).
+const MAX_TAPS: usize = 64;
+
+/// A [`QDepthwiseConv2d`] with its weights in `[KH, KW, Cout]` order.
+#[derive(Debug, Clone)]
+pub struct PackedQDepthwise {
+    geo: Geometry,
+    cin: usize,
+    mult: usize,
+    mode: Mode,
+    zin: i32,
+    /// `[KH·KW][Cout]`, widened.
+    weights: Vec<i32>,
+    rq: ChannelRequant,
+    out_dtype: DType,
+    isa: Isa,
+}
+
+impl PackedQDepthwise {
+    /// Packs a `[1, KH, KW, Cout]` weight and the bias for the best instruction set.
+    pub fn new(
+        attrs: &QDepthwiseConv2d,
+        weights: QWeights<'_>,
+        weight_shape: &[usize],
+    ) -> Result<PackedQDepthwise> {
+        Self::with_isa(Isa::detect(), attrs, weights, weight_shape)
+    }
+
+    /// Packs for `isa` (clamped to the CPU); all levels give identical results.
+    pub fn with_isa(
+        isa: Isa,
+        attrs: &QDepthwiseConv2d,
+        weights: QWeights<'_>,
+        weight_shape: &[usize],
+    ) -> Result<PackedQDepthwise> {
+        const OP: &str = "QDepthwiseConv2d";
+        let c = &attrs.conv;
+        if c.activation != FusedActivation::None {
+            return Err(invalid(
+                OP,
+                "fused activations are expressed by the output range",
+            ));
+        }
+        let &[1, kh, kw, cout] = weight_shape else {
+            return Err(invalid(
+                OP,
+                format!("weight must be [1, KH, KW, Cout], got {weight_shape:?}"),
+            ));
+        };
+        let mult = c.depth_multiplier;
+        if mult == 0 || cout % mult != 0 {
+            return Err(invalid(
+                OP,
+                format!("depth multiplier {mult} does not divide {cout} output channels"),
+            ));
+        }
+        let layer = &attrs.layer;
+        weights.check(OP, kh * kw * cout, cout, layer)?;
+        let geo = Geometry {
+            kh,
+            kw,
+            strides: c.strides,
+            dilations: c.dilations,
+            padding: c.padding,
+        };
+        geo.check(OP)?;
+        let w: Vec<i32> = (0..kh * kw * cout).map(|i| weights.get(i)).collect();
+        let rq = ChannelRequant::new(cout, weights.bias(0..cout), &layer.requant, layer.out);
+        let d = Self::from_parts(
+            isa,
+            geo,
+            cout / mult,
+            mult,
+            weights.mode(),
+            layer.input_zero_point,
+            w,
+            rq,
+            layer.out_dtype,
+        );
+        d.check_bound()?;
+        Ok(d)
+    }
+
+    /// From checked parts (also used by grouped convolutions with one channel per group).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        isa: Isa,
+        geo: Geometry,
+        cin: usize,
+        mult: usize,
+        mode: Mode,
+        zin: i32,
+        weights: Vec<i32>,
+        rq: ChannelRequant,
+        out_dtype: DType,
+    ) -> PackedQDepthwise {
+        PackedQDepthwise {
+            geo,
+            cin,
+            mult,
+            mode,
+            zin,
+            weights,
+            rq,
+            out_dtype,
+            isa: isa.clamp(),
+        }
+    }
+
+    /// Checks the 8-bit accumulator bound (every channel's `Σ|w|`).
+    fn check_bound(&self) -> Result<()> {
+        if self.mode == Mode::Bits8 {
+            let cout = self.cin * self.mult;
+            let taps = self.geo.kh * self.geo.kw;
+            for o in 0..cout {
+                check_int32_bound(
+                    "QDepthwiseConv2d",
+                    o,
+                    (0..taps).map(|t| self.weights[t * cout + o]),
+                    self.zin,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The instruction set the kernel runs on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Output shape for an NHWC input.
+    pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
+        const OP: &str = "QDepthwiseConv2d";
+        let &[n, h, w, c] = x_shape else {
+            return Err(invalid(
+                OP,
+                format!("input must be 4-D NHWC, got {x_shape:?}"),
+            ));
+        };
+        if c != self.cin {
+            return Err(invalid(
+                OP,
+                format!("input has {c} channels, the weights expect {}", self.cin),
+            ));
+        }
+        let [oh, ow] = self.geo.out_hw(OP, h, w)?;
+        Ok([n, oh, ow, self.cin * self.mult])
+    }
+
+    /// Runs the convolution (`u8` input in 8-bit mode, `i16` in 16-bit mode).
+    pub fn run<X: LayerInput, O: QInt>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        out: &mut [O],
+    ) -> Result<()> {
+        const OP: &str = "QDepthwiseConv2d";
+        check_layer_out::<O>(OP, self.out_dtype, &self.rq.out)?;
+        let [n, oh, ow, cout] = self.output_shape(x_shape)?;
+        check_len(OP, "input", x.len(), x_shape.iter().product())?;
+        check_len(OP, "output", out.len(), n * oh * ow * cout)?;
+        let row = ow * cout;
+        if row == 0 || n * oh == 0 {
+            return Ok(());
+        }
+        let (h, w) = (x_shape[1], x_shape[2]);
+        let isa = self.isa;
+        match (self.mode, X::as_u8(x), X::as_i16(x)) {
+            (Mode::Bits8, Some(x), _) => {
+                par::for_rows(out, row, 1 << 13, |r0, chunk| {
+                    let mut acc = vec![0i32; row];
+                    for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
+                        let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
+                        dw_row8(isa, self, x, h, w, b, oy, &mut acc);
+                        for (a, o) in acc.chunks_exact(cout).zip(dst.chunks_exact_mut(cout)) {
+                            self.rq.row_i32(isa, 0, a, o);
+                        }
+                    }
+                });
+            }
+            (Mode::Bits16, _, Some(x)) => {
+                par::for_rows(out, row, 1 << 13, |r0, chunk| {
+                    let mut acc = vec![0i64; row];
+                    for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
+                        let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
+                        dw_row16(isa, self, x, h, w, b, oy, &mut acc);
+                        for (a, o) in acc.chunks_exact(cout).zip(dst.chunks_exact_mut(cout)) {
+                            self.rq.row_i64(isa, 0, a, o);
+                        }
+                    }
+                });
+            }
+            _ => {
+                return Err(invalid(
+                    OP,
+                    format!("{} input for a layer in {:?} mode", X::DTYPE, self.mode),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Taps of output pixel `(oy, ox)` that fall inside the input: `(input offset, weight offset)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn taps(
+    p: &PackedQDepthwise,
+    h: usize,
+    w: usize,
+    b: usize,
+    oy: usize,
+    ox: usize,
+) -> impl Iterator<Item = (usize, usize)> + Clone + '_ {
+    let g = &p.geo;
+    let cout = p.cin * p.mult;
+    let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
+    let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
+    (0..g.kh)
+        .flat_map(move |ky| (0..g.kw).map(move |kx| (ky, kx)))
+        .filter_map(move |(ky, kx)| {
+            let iy = iy0 + (ky * g.dilations[0]) as isize;
+            let ix = ix0 + (kx * g.dilations[1]) as isize;
+            (iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w).then(|| {
+                (
+                    ((b * h + iy as usize) * w + ix as usize) * p.cin,
+                    (ky * g.kw + kx) * cout,
+                )
+            })
+        })
+}
+
+/// The accumulation loop of both modes: `acc[o] += w[o] · d(x[o / mult])`. The taps of a
+/// pixel are listed once; blocks of `BLOCK` channels keep their accumulators in registers
+/// across the taps.
+macro_rules! dw_body {
+    ($p:ident, $x:ident, $h:ident, $w:ident, $b:ident, $oy:ident, $acc:ident, $t:ty, |$wv:ident, $xv:ident| $prod:expr) => {{
+        let p = $p;
+        let m = p.mult;
+        let cout = p.cin * m;
+        let mut list = [(0usize, 0usize); MAX_TAPS];
+        for (ox, a) in $acc.chunks_exact_mut(cout).enumerate() {
+            let mut nt = 0;
+            for t in taps(p, $h, $w, $b, $oy, ox) {
+                if nt < MAX_TAPS {
+                    list[nt] = t;
+                }
+                nt += 1;
+            }
+            if m == 1 && nt <= MAX_TAPS {
+                let list = &list[..nt];
+                let mut blocks = a.chunks_exact_mut(BLOCK);
+                let mut c0 = 0;
+                for blk in &mut blocks {
+                    let mut acc: [$t; BLOCK] = [0; BLOCK];
+                    for &(xo, wo) in list {
+                        let xs = &$x[xo + c0..][..BLOCK];
+                        let ws = &p.weights[wo + c0..][..BLOCK];
+                        for ((d, &$xv), &$wv) in acc.iter_mut().zip(xs).zip(ws) {
+                            *d = d.wrapping_add($prod);
+                        }
+                    }
+                    blk.copy_from_slice(&acc);
+                    c0 += BLOCK;
+                }
+                let rest = blocks.into_remainder();
+                rest.fill(0);
+                for &(xo, wo) in list {
+                    let xs = &$x[xo + c0..xo + cout];
+                    let ws = &p.weights[wo + c0..wo + cout];
+                    for ((d, &$xv), &$wv) in rest.iter_mut().zip(xs).zip(ws) {
+                        *d = d.wrapping_add($prod);
+                    }
+                }
+            } else {
+                a.fill(0);
+                for (xo, wo) in taps(p, $h, $w, $b, $oy, ox) {
+                    let ws = &p.weights[wo..wo + cout];
+                    for (o, (d, &$wv)) in a.iter_mut().zip(ws).enumerate() {
+                        let $xv = $x[xo + o / m];
+                        *d = d.wrapping_add($prod);
+                    }
+                }
+            }
+        }
+    }};
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dw_row8_body(
+    p: &PackedQDepthwise,
+    x: &[u8],
+    h: usize,
+    w: usize,
+    b: usize,
+    oy: usize,
+    acc: &mut [i32],
+) {
+    let z = p.zin;
+    dw_body!(p, x, h, w, b, oy, acc, i32, |wv, xv| wv
+        .wrapping_mul(xv as i32 - z))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dw_row16_body(
+    p: &PackedQDepthwise,
+    x: &[i16],
+    h: usize,
+    w: usize,
+    b: usize,
+    oy: usize,
+    acc: &mut [i64],
+) {
+    // |w · x| ≤ 2^30: the product is formed in INT32, the sum in INT64.
+    dw_body!(p, x, h, w, b, oy, acc, i64, |wv, xv| (wv * xv as i32)
+        as i64)
+}
+
+multiversion!(
+    /// INT32 sums `Σ w·(x − z_in)` of output row `(b, oy)` (8-bit mode).
+    fn dw_row8 = dw_row8_body(p: &PackedQDepthwise, x: &[u8], h: usize, w: usize, b: usize, oy: usize, acc: &mut [i32])
+);
+multiversion!(
+    /// INT64 sums `Σ w·x` of output row `(b, oy)` (16-bit mode).
+    fn dw_row16 = dw_row16_body(p: &PackedQDepthwise, x: &[i16], h: usize, w: usize, b: usize, oy: usize, acc: &mut [i64])
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::int::testutil::{requant_def, with_threads, Rng};
+    use ipukit_ir::ops::fixed::{QLayer, Requant};
+    use ipukit_ir::ops::{DepthwiseConv2d, Padding2d};
+    use proptest::prelude::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        a: &QDepthwiseConv2d,
+        xs: [usize; 4],
+        ws: [usize; 4],
+        x: &[i32],
+        w: &[i32],
+        bias: Option<&[i64]>,
+        bits16: bool,
+    ) -> Vec<i32> {
+        let [n, h, wd, cin] = xs;
+        let [_, kh, kw, cout] = ws;
+        let m = a.conv.depth_multiplier;
+        let p = a.conv.padding;
+        let [sh, sw] = a.conv.strides;
+        let [dh, dw] = a.conv.dilations;
+        let oh = (h + p.top + p.bottom - dh * (kh - 1) - 1) / sh + 1;
+        let ow = (wd + p.left + p.right - dw * (kw - 1) - 1) / sw + 1;
+        let z = a.layer.input_zero_point as i128;
+        let mut out = vec![];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..cout {
+                        let mut acc = bias.map_or(0, |v| v[o] as i128);
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * sh + ky * dh) as isize - p.top as isize;
+                                let ix = (ox * sw + kx * dw) as isize - p.left as isize;
+                                let inside =
+                                    iy >= 0 && ix >= 0 && iy < h as isize && ix < wd as isize;
+                                let pad = if bits16 { 0 } else { z };
+                                let xv = if inside {
+                                    x[((b * h + iy as usize) * wd + ix as usize) * cin + o / m]
+                                        as i128
+                                } else {
+                                    pad
+                                };
+                                acc += w[(ky * kw + kx) * cout + o] as i128 * (xv - z);
+                            }
+                        }
+                        let r = a.layer.requant[if a.layer.requant.len() == 1 { 0 } else { o }];
+                        out.push(requant_def(acc, r, &a.layer.out));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    prop_compose! {
+        fn case()(seed in any::<u64>(), cin in 1usize..40, mult in 1usize..4, kh in 1usize..4, kw in 1usize..4,
+                  sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,
+                  pads in proptest::array::uniform4(0usize..3), n in 1usize..3, h in 1usize..8, w in 1usize..8,
+                  bits16 in any::<bool>(), bias in any::<bool>(), u8_out in any::<bool>(), per_channel in any::<bool>(), threads in 1usize..3)
+            -> (u64, DepthwiseConv2d, [usize; 4], [usize; 4], bool, bool, bool, bool, usize) {
+            let conv = DepthwiseConv2d {
+                strides: [sh, sw], dilations: [dh, dw],
+                padding: Padding2d { top: pads[0], left: pads[1], bottom: pads[2], right: pads[3] },
+                depth_multiplier: mult, activation: FusedActivation::None,
+            };
+            let h = h.max(dh * (kh - 1) + 1);
+            let w = w.max(dw * (kw - 1) + 1);
+            (seed, conv, [n, h, w, cin], [1, kh, kw, cin * mult], bits16, bias, u8_out, per_channel, threads)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        seed: u64,
+        conv: DepthwiseConv2d,
+        xs: [usize; 4],
+        ws: [usize; 4],
+        bits16: bool,
+        bias: bool,
+        u8_out: bool,
+        per_channel: bool,
+        threads: usize,
+    ) -> std::result::Result<(), TestCaseError> {
+        let mut rng = Rng::new(seed);
+        let cout = ws[3];
+        let (out_dtype, out) = rng.out_range(u8_out);
+        let layer = QLayer {
+            input_zero_point: if bits16 { 0 } else { rng.extreme(0, 255) },
+            requant: (0..if per_channel { cout } else { 1 })
+                .map(|_| rng.requant(if bits16 { 31 } else { 17 }))
+                .collect(),
+            out_dtype,
+            out,
+        };
+        let attrs = QDepthwiseConv2d { conv, layer };
+        let nw: usize = ws.iter().product();
+        let nx: usize = xs.iter().product();
+        let (x8, x16): (Vec<u8>, Vec<i16>) = (rng.vec(nx), rng.vec(nx));
+        let (w8, w16): (Vec<i8>, Vec<i16>) = (rng.vec(nw), rng.vec(nw));
+        let b32: Vec<i32> = (0..cout)
+            .map(|_| rng.extreme(i32::MIN, i32::MAX) >> rng.below(20))
+            .collect();
+        let b64: Vec<i64> = (0..cout)
+            .map(|_| (rng.extreme(i32::MIN, i32::MAX) as i64) << rng.below(20))
+            .collect();
+        let (weights, xi, wi, bi): (QWeights<'_>, Vec<i32>, Vec<i32>, Option<Vec<i64>>) = if bits16
+        {
+            (
+                QWeights::Bits16 {
+                    weight: &w16,
+                    bias: bias.then_some(&b64[..]),
+                },
+                x16.iter().map(|&v| v as i32).collect(),
+                w16.iter().map(|&v| v as i32).collect(),
+                bias.then(|| b64.clone()),
+            )
+        } else {
+            (
+                QWeights::Bits8 {
+                    weight: &w8,
+                    bias: bias.then_some(&b32[..]),
+                },
+                x8.iter().map(|&v| v as i32).collect(),
+                w8.iter().map(|&v| v as i32).collect(),
+                bias.then(|| b32.iter().map(|&v| v as i64).collect()),
+            )
+        };
+        let want = naive(&attrs, xs, ws, &xi, &wi, bi.as_deref(), bits16);
+        for isa in Isa::supported() {
+            let p = PackedQDepthwise::with_isa(isa, &attrs, weights, &ws).unwrap();
+            let got: Vec<i32> = with_threads(threads, || match (bits16, u8_out) {
+                (false, true) => {
+                    let mut o = vec![0u8; want.len()];
+                    p.run(&x8, &xs, &mut o).unwrap();
+                    o.iter().map(|&v| v as i32).collect()
+                }
+                (false, false) => {
+                    let mut o = vec![0i16; want.len()];
+                    p.run(&x8, &xs, &mut o).unwrap();
+                    o.iter().map(|&v| v as i32).collect()
+                }
+                (true, true) => {
+                    let mut o = vec![0u8; want.len()];
+                    p.run(&x16, &xs, &mut o).unwrap();
+                    o.iter().map(|&v| v as i32).collect()
+                }
+                (true, false) => {
+                    let mut o = vec![0i16; want.len()];
+                    p.run(&x16, &xs, &mut o).unwrap();
+                    o.iter().map(|&v| v as i32).collect()
+                }
+            });
+            prop_assert_eq!(&got, &want, "{}", isa);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn matches_definition((seed, conv, xs, ws, bits16, bias, u8_out, per_channel, threads) in case()) {
+            check(seed, conv, xs, ws, bits16, bias, u8_out, per_channel, threads)?;
+        }
+    }
+
+    #[test]
+    fn realistic_shapes() {
+        let conv = |s: usize, m: usize| DepthwiseConv2d {
+            strides: [s, s],
+            dilations: [1, 1],
+            padding: Padding2d {
+                top: 1,
+                left: 1,
+                bottom: 1,
+                right: 1,
+            },
+            depth_multiplier: m,
+            activation: FusedActivation::None,
+        };
+        for bits16 in [false, true] {
+            check(
+                1,
+                conv(1, 1),
+                [1, 40, 40, 64],
+                [1, 3, 3, 64],
+                bits16,
+                true,
+                !bits16,
+                true,
+                2,
+            )
+            .unwrap();
+            check(
+                2,
+                conv(2, 1),
+                [1, 33, 31, 96],
+                [1, 3, 3, 96],
+                bits16,
+                true,
+                false,
+                true,
+                2,
+            )
+            .unwrap();
+            check(
+                3,
+                conv(1, 2),
+                [1, 16, 16, 8],
+                [1, 3, 3, 16],
+                bits16,
+                false,
+                false,
+                false,
+                2,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_layers_are_errors() {
+        let attrs = QDepthwiseConv2d {
+            conv: DepthwiseConv2d {
+                strides: [1, 1],
+                dilations: [1, 1],
+                padding: Padding2d::ZERO,
+                depth_multiplier: 1,
+                activation: FusedActivation::None,
+            },
+            layer: QLayer {
+                input_zero_point: 0,
+                requant: vec![Requant::IDENTITY],
+                out_dtype: DType::I16,
+                out: ipukit_ir::ops::fixed::OutRange::full(DType::I16, 0),
+            },
+        };
+        let w = [1i8; 9];
+        assert!(PackedQDepthwise::new(
+            &attrs,
+            QWeights::Bits8 {
+                weight: &w,
+                bias: None
+            },
+            &[1, 3, 3, 2]
+        )
+        .is_err());
+        let p = PackedQDepthwise::new(
+            &attrs,
+            QWeights::Bits8 {
+                weight: &w,
+                bias: None,
+            },
+            &[1, 3, 3, 1],
+        )
+        .unwrap();
+        let mut o = [0i16; 1];
+        assert!(p.run(&[0i16; 9], &[1, 3, 3, 1], &mut o).is_err());
+        assert!(p.run(&[0u8; 9], &[1, 3, 3, 2], &mut o).is_err());
+        p.run(&[1u8; 9], &[1, 3, 3, 1], &mut o).unwrap();
+        assert_eq!(o, [9]);
+    }
+}

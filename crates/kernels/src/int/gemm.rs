@@ -1,0 +1,835 @@
+//! Integer GEMM with prepacked weights: the micro-kernels of the convolutions, the
+//! fully-connected layer and the matrix product.
+//!
+//! `C[M, N] = A[M, K] · B[K, N]`, where the rows of `A` are receptive fields (im2col) or input
+//! rows, and `B` holds the weights, packed once in panels of `NR` output channels. An output
+//! tile is `MR` rows × `NR` channels. Three packing schemes exist, chosen from the layer's mode
+//! and the instruction set:
+//!
+//! * [`Scheme::Quad`] — 8-bit mode with AVX-512 VNNI. `A` rows are the raw UINT8 inputs
+//!   (padding holds `z_in`), `K` rounded up to 4; `B` is `[K/4][NR][4]` INT8, and one
+//!   `vpdpbusd` adds four u8 × i8 products per lane. The tile holds `Σ w·x` modulo 2³²; the
+//!   epilogue subtracts `z_in · Σ w` (also modulo 2³²), which gives the exact `Σ w·(x − z_in)`
+//!   because that sum fits INT32 (checked at packing, see [`check_int32_bound`]).
+//! * [`Scheme::Pair8`] — 8-bit mode otherwise. `A` rows are `x − z_in` as INT16 (padding 0),
+//!   `K` rounded up to 2; `B` is `[K/2][NR][2]` INT16 and `vpmaddwd` adds two products per
+//!   lane. Products are at most `255 · 128` in magnitude, so the pair sums are exact and the
+//!   INT32 tile is the exact `Σ w·(x − z_in)`.
+//! * [`Scheme::Split16`] — 16-bit mode. Each INT16 weight is split as `w = 256·h + l` with
+//!   `l = w & 255 ∈ [0, 255]` and `h = w >> 8 ∈ [−128, 127]`, packed as two `[K/2][NR][2]`
+//!   INT16 panels. With `|x| ≤ 32768`:
+//!   `|x·l| ≤ 32768 · 255`, so a `vpmaddwd` pair sum is at most 16,711,680 < 2²⁴, and 128 of
+//!   them at most 2,139,095,040 < 2³¹; `|x·h| ≤ 2²²`, pair sums ≤ 2²³, 128 of them ≤ 2³⁰.
+//!   The INT32 accumulators therefore never overflow over a chunk of [`KC16`] = 256 values of
+//!   `K` (128 pair steps); after each chunk they are widened into the INT64 tile as
+//!   `acc += 256·H + L`. The result is the exact INT64 `Σ w·x` for any INT16 operands,
+//!   −32768 included.
+//!
+//! Each scheme has a portable kernel (the reference) and x86-64 kernels: AVX2 (`NR` = 8 or 16,
+//! `MR` = 6), AVX-512BW and AVX-512 VNNI (`NR` = 16 or 32, `MR` = 12). Partial tiles repeat the
+//! last row of `A`; the extra results are dropped.
+
+use super::arith::QInt;
+use super::epilogue::ChannelRequant;
+use super::isa::Isa;
+use crate::error::{invalid, Result};
+
+/// `K` values per INT32 accumulation chunk in [`Scheme::Split16`] (see the module docs for
+/// the bound).
+pub(crate) const KC16: usize = 256;
+
+/// Which multiply kernel and weight layout a layer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// u8 × i8 with `vpdpbusd`; `A` is raw UINT8.
+    Quad,
+    /// 8-bit mode on `vpmaddwd` (or portable); `A` is `x − z_in` as INT16.
+    Pair8,
+    /// 16-bit mode, split weights, INT64 results; `A` is INT16.
+    Split16,
+}
+
+/// Precision mode of a quantized layer (`docs/fixed-point.md` §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// UINT8 input, INT8 weights, INT32 bias.
+    Bits8,
+    /// INT16 input and weights, INT64 bias.
+    Bits16,
+}
+
+impl Scheme {
+    pub(crate) fn for_mode(mode: Mode, isa: Isa) -> Scheme {
+        match (mode, isa) {
+            (Mode::Bits16, _) => Scheme::Split16,
+            (Mode::Bits8, Isa::Avx512Vnni) => Scheme::Quad,
+            (Mode::Bits8, _) => Scheme::Pair8,
+        }
+    }
+
+    /// `K` is padded to a multiple of this.
+    pub(crate) fn k_align(self) -> usize {
+        match self {
+            Scheme::Quad => 4,
+            Scheme::Pair8 | Scheme::Split16 => 2,
+        }
+    }
+}
+
+/// Checks the INT32 accumulator bound of 8-bit mode for output channel weights `w` (one
+/// receptive field): `Σ |w| · max(z_in, 255 − z_in) ≤ 2³¹ − 1`. It holds for every receptive
+/// field of at most 66,311 elements with `|w| ≤ 127` (`docs/fixed-point.md` §3); it is what
+/// makes the INT32 sum `Σ w·(x − z_in)` exact, and wrapping INT32 arithmetic (`vpdpbusd`,
+/// `vpaddd`) then gives it exactly whatever the order of the additions.
+pub(crate) fn check_int32_bound(
+    op: &'static str,
+    channel: usize,
+    w: impl Iterator<Item = i32>,
+    zin: i32,
+) -> Result<()> {
+    let span = zin.max(255 - zin) as i64;
+    let sum: i64 = w.map(|v| v.unsigned_abs() as i64).sum();
+    if sum * span > i32::MAX as i64 {
+        return Err(invalid(
+            op,
+            format!(
+                "output channel {channel}: Σ|w| · max(z_in, 255 − z_in) = {} exceeds the INT32 \
+                 accumulator of 8-bit mode (receptive field too large: use 16-bit mode)",
+                sum * span
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Weights packed for one [`Scheme`].
+#[derive(Debug, Clone)]
+pub(crate) struct PackedB {
+    pub isa: Isa,
+    pub scheme: Scheme,
+    /// Length of an `A` row (K rounded up to the scheme's alignment).
+    pub kpad: usize,
+    /// Output channels.
+    pub n: usize,
+    /// Panel width.
+    pub nr: usize,
+    /// Tile height.
+    pub mr: usize,
+    /// Quad panels `[panel][K/4][NR][4]`.
+    b8: Vec<i8>,
+    /// Pair8 panels, or the low halves of Split16, `[panel][K/2][NR][2]`.
+    lo: Vec<i16>,
+    /// High halves of Split16.
+    hi: Vec<i16>,
+}
+
+/// Largest tile: `MR_MAX` rows × `NR_MAX` channels.
+pub(crate) const MR_MAX: usize = 12;
+/// Widest panel.
+pub(crate) const NR_MAX: usize = 32;
+
+impl PackedB {
+    /// Packs `n` output channels of `k` weights, `w(j, k)` being weight `k` of channel `j`.
+    pub(crate) fn pack(
+        isa: Isa,
+        mode: Mode,
+        n: usize,
+        k: usize,
+        w: impl Fn(usize, usize) -> i32,
+    ) -> PackedB {
+        let isa = isa.clamp();
+        let scheme = Scheme::for_mode(mode, isa);
+        let (lanes, mr) = match isa {
+            Isa::Scalar => (8, 4),
+            Isa::Avx2 => (8, 6),
+            Isa::Avx512Bw | Isa::Avx512Vnni => (16, 12),
+        };
+        let mut nr = if n <= lanes { lanes } else { 2 * lanes };
+        // The fused 16-bit kernels hold two accumulators (low and high weight halves) per
+        // output vector: fewer rows (AVX-512) or one vector per row (AVX2, 16 registers).
+        let mr = match (scheme, isa) {
+            (Scheme::Split16, Isa::Avx2) => {
+                nr = lanes;
+                mr
+            }
+            (Scheme::Split16, Isa::Avx512Bw | Isa::Avx512Vnni) if nr == 2 * lanes => 6,
+            _ => mr,
+        };
+        let kpad = k.next_multiple_of(scheme.k_align());
+        let panels = n.div_ceil(nr);
+        let mut p = PackedB {
+            isa,
+            scheme,
+            kpad,
+            n,
+            nr,
+            mr,
+            b8: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+        };
+        let size = panels * kpad * nr;
+        match scheme {
+            Scheme::Quad => {
+                p.b8 = vec![0; size];
+                for j in 0..n {
+                    let (pn, jj) = (j / nr, j % nr);
+                    let dst = &mut p.b8[pn * kpad * nr..];
+                    for kk in 0..k {
+                        dst[((kk / 4) * nr + jj) * 4 + kk % 4] = w(j, kk) as i8;
+                    }
+                }
+            }
+            Scheme::Pair8 | Scheme::Split16 => {
+                p.lo = vec![0; size];
+                if scheme == Scheme::Split16 {
+                    p.hi = vec![0; size];
+                }
+                for j in 0..n {
+                    let (pn, jj) = (j / nr, j % nr);
+                    for kk in 0..k {
+                        let at = pn * kpad * nr + ((kk / 2) * nr + jj) * 2 + kk % 2;
+                        let v = w(j, kk);
+                        if scheme == Scheme::Split16 {
+                            p.lo[at] = (v & 255) as i16;
+                            p.hi[at] = (v >> 8) as i16;
+                        } else {
+                            p.lo[at] = v as i16;
+                        }
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// Number of panels.
+    pub(crate) fn panels(&self) -> usize {
+        self.n.div_ceil(self.nr)
+    }
+
+    fn panel_i16<'a>(&self, v: &'a [i16], p: usize) -> &'a [i16] {
+        let len = self.kpad * self.nr;
+        &v[p * len..(p + 1) * len]
+    }
+}
+
+/// Tile buffers of one task.
+pub(crate) struct TileBuf {
+    pub t32: [i32; MR_MAX * NR_MAX],
+    pub t64: [i64; MR_MAX * NR_MAX],
+    hi: [i32; MR_MAX * NR_MAX],
+}
+
+impl TileBuf {
+    pub(crate) fn new() -> Box<TileBuf> {
+        Box::new(TileBuf {
+            t32: [0; MR_MAX * NR_MAX],
+            t64: [0; MR_MAX * NR_MAX],
+            hi: [0; MR_MAX * NR_MAX],
+        })
+    }
+}
+
+/// Element types of `A` rows: `u8` ([`Scheme::Quad`]) or `i16` (the others).
+pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
+    /// Computes the tile of panel `p` for `b.mr` rows (each at least `b.kpad` long) into
+    /// `buf.t32` (Quad, Pair8) or `buf.t64` (Split16), row-major with `b.nr` columns.
+    fn tile(b: &PackedB, p: usize, rows: &[&[Self]], buf: &mut TileBuf);
+}
+
+fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
+    assert_eq!(rows.len(), b.mr, "int gemm: row count");
+    assert!(
+        rows.iter().all(|r| r.len() >= b.kpad),
+        "int gemm: short row"
+    );
+    assert!(b.mr <= MR_MAX && b.nr <= NR_MAX, "int gemm: tile size");
+}
+
+impl AElem for u8 {
+    fn tile(b: &PackedB, p: usize, rows: &[&[u8]], buf: &mut TileBuf) {
+        check_tile(b, rows);
+        assert_eq!(
+            b.scheme,
+            Scheme::Quad,
+            "int gemm: u8 rows need the Quad scheme"
+        );
+        let len = b.kpad * b.nr;
+        let w = &b.b8[p * len..(p + 1) * len];
+        #[cfg(target_arch = "x86_64")]
+        if b.isa == Isa::Avx512Vnni {
+            let mut a = [std::ptr::null::<u8>(); MR_MAX];
+            for (d, r) in a.iter_mut().zip(rows) {
+                *d = r.as_ptr();
+            }
+            let steps = b.kpad / 4;
+            // SAFETY: Quad packing happens only when `isa` (clamped at packing) is
+            // Avx512Vnni, so the CPU has avx512f/bw/vnni; `check_tile` guarantees MR_MAX ≥ mr
+            // rows of at least kpad = 4·steps bytes, `w` holds steps·nr·4 bytes, and `t32`
+            // holds MR_MAX·NR_MAX ≥ mr·nr values.
+            unsafe {
+                match (b.mr, b.nr) {
+                    (12, 32) => {
+                        x86::quad_vnni::<12, 2>(&a, w.as_ptr(), steps, buf.t32.as_mut_ptr())
+                    }
+                    (12, 16) => {
+                        x86::quad_vnni::<12, 1>(&a, w.as_ptr(), steps, buf.t32.as_mut_ptr())
+                    }
+                    _ => unreachable!("int gemm: Quad tile {}x{}", b.mr, b.nr),
+                }
+            }
+            return;
+        }
+        quad_portable(rows, w, b.nr, b.kpad / 4, &mut buf.t32);
+    }
+}
+
+impl AElem for i16 {
+    fn tile(b: &PackedB, p: usize, rows: &[&[i16]], buf: &mut TileBuf) {
+        check_tile(b, rows);
+        match b.scheme {
+            Scheme::Pair8 => {
+                let w = b.panel_i16(&b.lo, p);
+                pair_tile(b, rows, 0, b.kpad, w, &mut buf.t32);
+            }
+            Scheme::Split16 => {
+                let lo = b.panel_i16(&b.lo, p);
+                let hi = b.panel_i16(&b.hi, p);
+                #[cfg(target_arch = "x86_64")]
+                if b.isa >= Isa::Avx2 {
+                    let mut a = [std::ptr::null::<i16>(); MR_MAX];
+                    for (d, r) in a.iter_mut().zip(rows) {
+                        *d = r.as_ptr();
+                    }
+                    let (l, h, o) = (lo.as_ptr(), hi.as_ptr(), buf.t64.as_mut_ptr());
+                    let steps = b.kpad / 2;
+                    // SAFETY: `isa` was clamped to the CPU at packing; `check_tile` guarantees
+                    // mr ≤ MR_MAX rows of at least kpad = 2·steps values; both panels hold
+                    // steps·nr·2 values; `t64` holds MR_MAX·NR_MAX ≥ mr·nr values.
+                    unsafe {
+                        match (b.isa, b.mr, b.nr) {
+                            (Isa::Avx512Vnni, 6, 32) => x86::split_vnni::<6, 2>(&a, l, h, steps, o),
+                            (Isa::Avx512Vnni, 12, 16) => {
+                                x86::split_vnni::<12, 1>(&a, l, h, steps, o)
+                            }
+                            (Isa::Avx512Bw, 6, 32) => x86::split_512::<6, 2>(&a, l, h, steps, o),
+                            (Isa::Avx512Bw, 12, 16) => x86::split_512::<12, 1>(&a, l, h, steps, o),
+                            (Isa::Avx2, 6, 8) => x86::split_avx2::<6>(&a, l, h, steps, o),
+                            _ => unreachable!("int gemm: split tile {:?} {}x{}", b.isa, b.mr, b.nr),
+                        }
+                    }
+                    return;
+                }
+                let n = b.mr * b.nr;
+                buf.t64[..n].fill(0);
+                let mut k0 = 0;
+                while k0 < b.kpad {
+                    let k1 = (k0 + KC16).min(b.kpad);
+                    pair_tile(b, rows, k0, k1, lo, &mut buf.t32);
+                    pair_tile(b, rows, k0, k1, hi, &mut buf.hi);
+                    for ((d, &l), &h) in buf.t64[..n].iter_mut().zip(&buf.t32).zip(&buf.hi) {
+                        *d += ((h as i64) << 8) + l as i64;
+                    }
+                    k0 = k1;
+                }
+            }
+            Scheme::Quad => unreachable!("int gemm: i16 rows with the Quad scheme"),
+        }
+    }
+}
+
+/// Pair kernel over `A` columns `k0..k1` (even) into `out` (`mr × nr` INT32).
+fn pair_tile(b: &PackedB, rows: &[&[i16]], k0: usize, k1: usize, w: &[i16], out: &mut [i32]) {
+    let steps = (k1 - k0) / 2;
+    let w = &w[k0 * b.nr..k1 * b.nr];
+    #[cfg(target_arch = "x86_64")]
+    if b.isa >= Isa::Avx2 {
+        let mut a = [std::ptr::null::<i16>(); MR_MAX];
+        for (d, r) in a.iter_mut().zip(rows) {
+            *d = r[k0..].as_ptr();
+        }
+        let (w, o) = (w.as_ptr(), out.as_mut_ptr());
+        // SAFETY: `isa` was clamped to the CPU at packing, so the features each kernel
+        // enables are present; every row has at least kpad ≥ k1 elements (`check_tile`), so
+        // the kernel's reads of 2·steps values from `r[k0..]` are in bounds; `w` holds
+        // steps·nr·2 values; `out` holds MR_MAX·NR_MAX ≥ mr·nr values.
+        unsafe {
+            match (b.isa, b.mr, b.nr) {
+                (Isa::Avx512Vnni, 12, 32) => x86::pair_vnni::<12, 2>(&a, w, steps, o),
+                (Isa::Avx512Vnni, 12, 16) => x86::pair_vnni::<12, 1>(&a, w, steps, o),
+                (Isa::Avx512Bw, 12, 32) => x86::pair_512::<12, 2>(&a, w, steps, o),
+                (Isa::Avx512Bw, 12, 16) => x86::pair_512::<12, 1>(&a, w, steps, o),
+                (Isa::Avx2, 6, 16) => x86::pair_avx2::<6, 2>(&a, w, steps, o),
+                (Isa::Avx2, 6, 8) => x86::pair_avx2::<6, 1>(&a, w, steps, o),
+                _ => unreachable!("int gemm: pair tile {:?} {}x{}", b.isa, b.mr, b.nr),
+            }
+        }
+        return;
+    }
+    let rows: Vec<&[i16]> = rows.iter().map(|r| &r[k0..k1]).collect();
+    pair_portable(&rows, w, b.nr, steps, out);
+}
+
+/// Portable pair kernel: `out[i][j] = Σ_s a_i[2s]·w[s][j][0] + a_i[2s+1]·w[s][j][1]` with
+/// the pair sums and the accumulation in wrapping INT32, as `vpmaddwd` + `vpaddd` compute it.
+fn pair_portable(rows: &[&[i16]], w: &[i16], nr: usize, steps: usize, out: &mut [i32]) {
+    for (i, r) in rows.iter().enumerate() {
+        let o = &mut out[i * nr..(i + 1) * nr];
+        o.fill(0);
+        for s in 0..steps {
+            let (a0, a1) = (r[2 * s] as i32, r[2 * s + 1] as i32);
+            let ws = &w[s * nr * 2..(s + 1) * nr * 2];
+            for (d, p) in o.iter_mut().zip(ws.chunks_exact(2)) {
+                let pair = (a0 * p[0] as i32).wrapping_add(a1 * p[1] as i32);
+                *d = d.wrapping_add(pair);
+            }
+        }
+    }
+}
+
+/// Portable quad kernel (`vpdpbusd` semantics: u8 × i8, wrapping INT32 accumulation).
+fn quad_portable(rows: &[&[u8]], w: &[i8], nr: usize, steps: usize, out: &mut [i32]) {
+    for (i, r) in rows.iter().enumerate() {
+        let o = &mut out[i * nr..(i + 1) * nr];
+        o.fill(0);
+        for s in 0..steps {
+            let a = &r[4 * s..4 * s + 4];
+            let ws = &w[s * nr * 4..(s + 1) * nr * 4];
+            for (d, q) in o.iter_mut().zip(ws.chunks_exact(4)) {
+                let mut sum = 0i32;
+                for t in 0..4 {
+                    sum += a[t] as i32 * q[t] as i32;
+                }
+                *d = d.wrapping_add(sum);
+            }
+        }
+    }
+}
+
+/// Computes `out[i·ldc + col0 + j] = epilogue(Σ_k rows[i][k] · B[k][j])` for every row of
+/// `rows` and every channel of `b`, requantized by `rq`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rows<T: AElem, O: QInt>(
+    b: &PackedB,
+    rq: &ChannelRequant,
+    rows: &[&[T]],
+    out: &mut [O],
+    ldc: usize,
+    col0: usize,
+    buf: &mut TileBuf,
+) {
+    let m = rows.len();
+    if m == 0 {
+        return;
+    }
+    let (mr, nr) = (b.mr, b.nr);
+    let mut block: [&[T]; MR_MAX] = [rows[0]; MR_MAX];
+    for p in 0..b.panels() {
+        let c0 = p * nr;
+        let cols = nr.min(b.n - c0);
+        let mut r = 0;
+        while r < m {
+            let valid = mr.min(m - r);
+            for (i, d) in block[..mr].iter_mut().enumerate() {
+                *d = rows[(r + i).min(m - 1)];
+            }
+            T::tile(b, p, &block[..mr], buf);
+            for i in 0..valid {
+                let dst = &mut out[(r + i) * ldc + col0 + c0..][..cols];
+                match b.scheme {
+                    Scheme::Split16 => rq.row_i64(b.isa, c0, &buf.t64[i * nr..i * nr + cols], dst),
+                    _ => rq.row_i32(b.isa, c0, &buf.t32[i * nr..i * nr + cols], dst),
+                }
+            }
+            r += mr;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::MR_MAX;
+    use std::arch::x86_64::*;
+
+    /// VNNI u8 × i8 tile: `MR` rows × `NV`·16 channels.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports avx512f, avx512bw and avx512vnni; `a[..MR]` point to at least
+    /// `4 · steps` readable bytes, `w` to `steps · NV · 64` bytes, `out` to `MR · NV · 16`
+    /// writable `i32`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn quad_vnni<const MR: usize, const NV: usize>(
+        a: &[*const u8; MR_MAX],
+        w: *const i8,
+        steps: usize,
+        out: *mut i32,
+    ) {
+        // SAFETY (whole body): the bounds above; every access is an unaligned load or store.
+        unsafe {
+            let mut acc = [[_mm512_setzero_si512(); NV]; MR];
+            let mut wp = w;
+            for s in 0..steps {
+                let mut wv = [_mm512_setzero_si512(); NV];
+                for (v, d) in wv.iter_mut().enumerate() {
+                    *d = _mm512_loadu_si512(wp.add(v * 64).cast());
+                }
+                wp = wp.add(NV * 64);
+                for i in 0..MR {
+                    let x = _mm512_set1_epi32(a[i].add(4 * s).cast::<i32>().read_unaligned());
+                    for v in 0..NV {
+                        acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], x, wv[v]);
+                    }
+                }
+            }
+            for (i, row) in acc.iter().enumerate() {
+                for (v, r) in row.iter().enumerate() {
+                    _mm512_storeu_si512(out.add((i * NV + v) * 16).cast(), *r);
+                }
+            }
+        }
+    }
+
+    macro_rules! pair_kernel {
+        ($(#[$m:meta])* $name:ident, $feat:literal, $vec:ty, $lanes:literal, $zero:ident, $load:ident,
+         $store:ident, $set1:ident, |$acc:ident, $x:ident, $w:ident| $step:expr) => {
+            $(#[$m])*
+            ///
+            /// # Safety
+            ///
+            /// The CPU supports the enabled features; `a[..MR]` point to at least `2 · steps`
+            /// readable `i16`, `w` to `steps · NV · LANES · 2` `i16`, `out` to
+            /// `MR · NV · LANES` writable `i32`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name<const MR: usize, const NV: usize>(
+                a: &[*const i16; MR_MAX],
+                w: *const i16,
+                steps: usize,
+                out: *mut i32,
+            ) {
+                // SAFETY (whole body): the bounds above; unaligned loads and stores only.
+                unsafe {
+                    let mut acc: [[$vec; NV]; MR] = [[$zero(); NV]; MR];
+                    let mut wp = w;
+                    for s in 0..steps {
+                        let mut wv: [$vec; NV] = [$zero(); NV];
+                        for (v, d) in wv.iter_mut().enumerate() {
+                            *d = $load(wp.add(v * $lanes * 2).cast());
+                        }
+                        wp = wp.add(NV * $lanes * 2);
+                        for i in 0..MR {
+                            let $x = $set1(a[i].add(2 * s).cast::<i32>().read_unaligned());
+                            for v in 0..NV {
+                                let $acc = acc[i][v];
+                                let $w = wv[v];
+                                acc[i][v] = $step;
+                            }
+                        }
+                    }
+                    for (i, row) in acc.iter().enumerate() {
+                        for (v, r) in row.iter().enumerate() {
+                            $store(out.add((i * NV + v) * $lanes).cast(), *r);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    pair_kernel!(
+        /// AVX-512 VNNI i16 pair tile (`vpdpwssd`).
+        pair_vnni, "avx512f,avx512bw,avx512vnni", __m512i, 16, _mm512_setzero_si512,
+        _mm512_loadu_si512, _mm512_storeu_si512, _mm512_set1_epi32,
+        |acc, x, w| _mm512_dpwssd_epi32(acc, x, w)
+    );
+    pair_kernel!(
+        /// AVX-512BW i16 pair tile (`vpmaddwd` + `vpaddd`).
+        pair_512, "avx512f,avx512bw", __m512i, 16, _mm512_setzero_si512,
+        _mm512_loadu_si512, _mm512_storeu_si512, _mm512_set1_epi32,
+        |acc, x, w| _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+    );
+    pair_kernel!(
+        /// AVX2 i16 pair tile (`vpmaddwd` + `vpaddd`).
+        pair_avx2, "avx2", __m256i, 8, _mm256_setzero_si256,
+        _mm256_loadu_si256, _mm256_storeu_si256, _mm256_set1_epi32,
+        |acc, x, w| _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
+    );
+
+    macro_rules! split_kernel_512 {
+        ($(#[$m:meta])* $name:ident, $feat:literal, |$acc:ident, $x:ident, $w:ident| $step:expr) => {
+            $(#[$m])*
+            ///
+            /// Accumulates `x·l` and `x·h` in INT32 over chunks of `KC16 / 2` pair steps (the
+            /// bound of the module docs) and widens `256·H + L` into the INT64 tile after each.
+            ///
+            /// # Safety
+            ///
+            /// The CPU supports the enabled features; `a[..MR]` point to at least `2 · steps`
+            /// readable `i16`; `lo` and `hi` to `steps · NV · 32` `i16`; `out` to `MR · NV · 16`
+            /// writable `i64`.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name<const MR: usize, const NV: usize>(
+                a: &[*const i16; MR_MAX],
+                lo: *const i16,
+                hi: *const i16,
+                steps: usize,
+                out: *mut i64,
+            ) {
+                // SAFETY (whole body): the bounds above; unaligned loads and stores only.
+                unsafe {
+                    for i in 0..MR * NV * 16 {
+                        *out.add(i) = 0;
+                    }
+                    let mut s0 = 0;
+                    while s0 < steps {
+                        let s1 = (s0 + super::KC16 / 2).min(steps);
+                        let mut al = [[_mm512_setzero_si512(); NV]; MR];
+                        let mut ah = [[_mm512_setzero_si512(); NV]; MR];
+                        for s in s0..s1 {
+                            let mut wl = [_mm512_setzero_si512(); NV];
+                            let mut wh = [_mm512_setzero_si512(); NV];
+                            for v in 0..NV {
+                                wl[v] = _mm512_loadu_si512(lo.add((s * NV + v) * 32).cast());
+                                wh[v] = _mm512_loadu_si512(hi.add((s * NV + v) * 32).cast());
+                            }
+                            for i in 0..MR {
+                                let $x = _mm512_set1_epi32(a[i].add(2 * s).cast::<i32>().read_unaligned());
+                                for v in 0..NV {
+                                    let ($acc, $w) = (al[i][v], wl[v]);
+                                    al[i][v] = $step;
+                                    let ($acc, $w) = (ah[i][v], wh[v]);
+                                    ah[i][v] = $step;
+                                }
+                            }
+                        }
+                        for i in 0..MR {
+                            for v in 0..NV {
+                                let o = out.add((i * NV + v) * 16);
+                                let (l, h) = (al[i][v], ah[i][v]);
+                                let w0 = _mm512_add_epi64(
+                                    _mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(h))),
+                                    _mm512_cvtepi32_epi64(_mm512_castsi512_si256(l)),
+                                );
+                                let w1 = _mm512_add_epi64(
+                                    _mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(h))),
+                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(l)),
+                                );
+                                _mm512_storeu_si512(o.cast(), _mm512_add_epi64(_mm512_loadu_si512(o.cast()), w0));
+                                let o1 = o.add(8);
+                                _mm512_storeu_si512(o1.cast(), _mm512_add_epi64(_mm512_loadu_si512(o1.cast()), w1));
+                            }
+                        }
+                        s0 = s1;
+                    }
+                }
+            }
+        };
+    }
+
+    split_kernel_512!(
+        /// AVX-512 VNNI fused 16-bit tile (`vpdpwssd` on both weight halves).
+        split_vnni, "avx512f,avx512bw,avx512vnni",
+        |acc, x, w| _mm512_dpwssd_epi32(acc, x, w)
+    );
+    split_kernel_512!(
+        /// AVX-512BW fused 16-bit tile (`vpmaddwd` + `vpaddd` on both weight halves).
+        split_512, "avx512f,avx512bw",
+        |acc, x, w| _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+    );
+
+    /// AVX2 fused 16-bit tile: `MR` rows × 8 channels, as [`split_512`] with 256-bit vectors.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports avx2; `a[..MR]` point to at least `2 · steps` readable `i16`; `lo`
+    /// and `hi` to `steps · 16` `i16`; `out` to `MR · 8` writable `i64`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn split_avx2<const MR: usize>(
+        a: &[*const i16; MR_MAX],
+        lo: *const i16,
+        hi: *const i16,
+        steps: usize,
+        out: *mut i64,
+    ) {
+        // SAFETY (whole body): the bounds above; unaligned loads and stores only.
+        unsafe {
+            for i in 0..MR * 8 {
+                *out.add(i) = 0;
+            }
+            let mut s0 = 0;
+            while s0 < steps {
+                let s1 = (s0 + super::KC16 / 2).min(steps);
+                let mut al = [_mm256_setzero_si256(); MR];
+                let mut ah = [_mm256_setzero_si256(); MR];
+                for s in s0..s1 {
+                    let wl = _mm256_loadu_si256(lo.add(s * 16).cast());
+                    let wh = _mm256_loadu_si256(hi.add(s * 16).cast());
+                    for i in 0..MR {
+                        let x = _mm256_set1_epi32(a[i].add(2 * s).cast::<i32>().read_unaligned());
+                        al[i] = _mm256_add_epi32(al[i], _mm256_madd_epi16(x, wl));
+                        ah[i] = _mm256_add_epi32(ah[i], _mm256_madd_epi16(x, wh));
+                    }
+                }
+                for i in 0..MR {
+                    let o = out.add(i * 8);
+                    let (l, h) = (al[i], ah[i]);
+                    let w0 = _mm256_add_epi64(
+                        _mm256_slli_epi64::<8>(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(h))),
+                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(l)),
+                    );
+                    let w1 = _mm256_add_epi64(
+                        _mm256_slli_epi64::<8>(_mm256_cvtepi32_epi64(
+                            _mm256_extracti128_si256::<1>(h),
+                        )),
+                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(l)),
+                    );
+                    _mm256_storeu_si256(
+                        o.cast(),
+                        _mm256_add_epi64(_mm256_loadu_si256(o.cast()), w0),
+                    );
+                    let o1 = o.add(4);
+                    _mm256_storeu_si256(
+                        o1.cast(),
+                        _mm256_add_epi64(_mm256_loadu_si256(o1.cast()), w1),
+                    );
+                }
+                s0 = s1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::int::testutil::Rng;
+
+    /// Naive `Σ_k a[i][k] · w[j][k]` in i64.
+    fn naive(a: &[Vec<i32>], w: &[Vec<i32>]) -> Vec<Vec<i64>> {
+        a.iter()
+            .map(|r| {
+                w.iter()
+                    .map(|c| r.iter().zip(c).map(|(&x, &y)| x as i64 * y as i64).sum())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every tile kernel the CPU has equals the naive product (Pair8, Split16 with extreme
+    /// values, Quad with the z·Σw correction), for every panel width.
+    #[test]
+    fn tiles_match_naive_products() {
+        let mut rng = Rng::new(7);
+        for &(n, k) in &[
+            (5usize, 3usize),
+            (16, 8),
+            (17, 37),
+            (40, 300),
+            (33, 513),
+            (8, 1),
+        ] {
+            for isa in Isa::supported() {
+                for mode in [Mode::Bits8, Mode::Bits16] {
+                    let (wlo, whi, alo, ahi) = match mode {
+                        Mode::Bits8 => (-128, 127, 0, 255),
+                        Mode::Bits16 => (-32768, 32767, -32768, 32767),
+                    };
+                    let w: Vec<Vec<i32>> = (0..n)
+                        .map(|_| (0..k).map(|_| rng.extreme(wlo, whi)).collect())
+                        .collect();
+                    let b = PackedB::pack(isa, mode, n, k, |j, kk| w[j][kk]);
+                    let a: Vec<Vec<i32>> = (0..b.mr)
+                        .map(|_| (0..k).map(|_| rng.extreme(alo, ahi)).collect())
+                        .collect();
+                    let want = naive(&a, &w);
+                    let mut buf = TileBuf::new();
+                    for p in 0..b.panels() {
+                        let got: Vec<i64> = match b.scheme {
+                            Scheme::Quad => {
+                                let rows: Vec<Vec<u8>> = a
+                                    .iter()
+                                    .map(|r| {
+                                        let mut v: Vec<u8> = r.iter().map(|&x| x as u8).collect();
+                                        v.resize(b.kpad, 0);
+                                        v
+                                    })
+                                    .collect();
+                                let refs: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+                                u8::tile(&b, p, &refs, &mut buf);
+                                buf.t32[..b.mr * b.nr].iter().map(|&v| v as i64).collect()
+                            }
+                            _ => {
+                                let rows: Vec<Vec<i16>> = a
+                                    .iter()
+                                    .map(|r| {
+                                        let mut v: Vec<i16> = r.iter().map(|&x| x as i16).collect();
+                                        v.resize(b.kpad, 0);
+                                        v
+                                    })
+                                    .collect();
+                                let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
+                                i16::tile(&b, p, &refs, &mut buf);
+                                if b.scheme == Scheme::Split16 {
+                                    buf.t64[..b.mr * b.nr].to_vec()
+                                } else {
+                                    buf.t32[..b.mr * b.nr].iter().map(|&v| v as i64).collect()
+                                }
+                            }
+                        };
+                        for i in 0..b.mr {
+                            for j in 0..b.nr.min(n - p * b.nr) {
+                                let g = got[i * b.nr + j];
+                                let wv = want[i][p * b.nr + j];
+                                if b.scheme == Scheme::Split16 {
+                                    assert_eq!(g, wv, "{isa} {mode:?} n{n} k{k}");
+                                } else {
+                                    // 8-bit: INT32 modulo 2^32.
+                                    assert_eq!(g as i32, wv as i32, "{isa} {mode:?} n{n} k{k}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Split16 is exact in the worst case: every product (−32768)·(−32768) over a K of
+    /// several chunks (the INT32 partial sums would overflow without the split).
+    #[test]
+    fn split16_worst_case_is_exact() {
+        let k = 3 * KC16 + 6;
+        for isa in Isa::supported() {
+            for (wv, xv) in [
+                (-32768, -32768),
+                (32767, -32768),
+                (-32768, 32767),
+                (-1, -32768),
+            ] {
+                let b = PackedB::pack(isa, Mode::Bits16, 3, k, |_, _| wv);
+                let row = vec![xv as i16; b.kpad];
+                let rows: Vec<&[i16]> = vec![&row; b.mr];
+                let mut buf = TileBuf::new();
+                i16::tile(&b, 0, &rows, &mut buf);
+                let want = k as i64 * wv as i64 * xv as i64;
+                for i in 0..b.mr {
+                    for j in 0..3 {
+                        assert_eq!(buf.t64[i * b.nr + j], want, "{isa}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn int32_bound_check() {
+        // 66,311 weights of 127 at z = 0 (|x − z| ≤ 255) fit; one more does not.
+        assert!(check_int32_bound("t", 0, std::iter::repeat_n(127, 66_311), 0).is_ok());
+        assert!(check_int32_bound("t", 0, std::iter::repeat_n(127, 66_312), 0).is_err());
+        // -128 weights count with their magnitude.
+        assert!(check_int32_bound("t", 0, std::iter::repeat_n(-128, 66_311), 255).is_err());
+        // A mid zero point halves the worst case.
+        assert!(check_int32_bound("t", 0, std::iter::repeat_n(127, 100_000), 128).is_ok());
+    }
+}

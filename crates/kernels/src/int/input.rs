@@ -1,0 +1,244 @@
+//! `InputNormalize` (`docs/fixed-point.md` §9): the board's UINT8 image to the model's INT16
+//! input, with the colour conversion and the ini's mean/std folded in.
+//!
+//! For output channel `c` taken from image channel `src[c]`:
+//! `y = sat16(requant(256 · p[src[c]] − μ[c], M[c]))`.
+//!
+//! **Interleaved** images (RGB, BGR, RGBA, BGRA, GRAY) are `[N, H, W, C_in]`; `p` is the pixel
+//! itself and `src` selects (and reorders) its channels.
+//!
+//! **NV12** images are `[N, 3H/2, W, 1]` (`H` and `W` even): `H` rows of Y, then `H/2` rows of
+//! interleaved U, V at full width. Pixel `(y, x)` reads
+//! `Y = img[y][x]`, `U = img[H + y/2][2·(x/2)]`, `V = img[H + y/2][2·(x/2) + 1]` and is converted
+//! with the BT.601 limited-range ("studio swing") integer formulas, `>>` an arithmetic shift:
+//!
+//! ```text
+//! C = Y − 16,  D = U − 128,  E = V − 128
+//! R = clamp((298·C + 409·E + 128) >> 8, 0, 255)
+//! G = clamp((298·C − 100·D − 208·E + 128) >> 8, 0, 255)
+//! B = clamp((298·C + 516·D + 128) >> 8, 0, 255)
+//! ```
+//!
+//! giving image channels 0 = R, 1 = G, 2 = B. With `to_gray` every image channel is `Y`
+//! itself (no range expansion), so every `src[c]` reads `Y`.
+
+use super::arith::{check_requants, requant};
+use crate::error::{check_len, invalid, Result};
+use crate::par;
+use ipukit_ir::ops::fixed::{ImageInput, InputNormalize, Requant};
+
+/// BT.601 limited-range YUV → RGB of one pixel (see the module docs).
+#[inline(always)]
+pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let (c, d, e) = (y as i32 - 16, u as i32 - 128, v as i32 - 128);
+    let f = |s: i32| ((s + 128) >> 8).clamp(0, 255) as u8;
+    [
+        f(298 * c + 409 * e),
+        f(298 * c - 100 * d - 208 * e),
+        f(298 * c + 516 * d),
+    ]
+}
+
+/// Runs `InputNormalize`: `x` is the UINT8 image (`x_shape` as described in the module docs),
+/// `out` the `[N, H, W, C]` INT16 model input with `C = source_channel.len()`.
+pub fn input_normalize(
+    attrs: &InputNormalize,
+    x: &[u8],
+    x_shape: &[usize],
+    out: &mut [i16],
+) -> Result<()> {
+    const OP: &str = "InputNormalize";
+    let c = attrs.source_channel.len();
+    let &[n, xh, w, xc] = x_shape else {
+        return Err(invalid(
+            OP,
+            format!("input must be a 4-D UINT8 image, got {x_shape:?}"),
+        ));
+    };
+    if attrs.mean_q.len() != c || attrs.requant.len() != c {
+        return Err(invalid(
+            OP,
+            "needs one mean and one multiplier per output channel",
+        ));
+    }
+    check_requants(OP, "normalization", &attrs.requant, c)?;
+    let (h, in_c) = match attrs.image {
+        ImageInput::Interleaved => (xh, xc),
+        ImageInput::Nv12 { .. } => {
+            if xh % 3 != 0 || xc != 1 || w % 2 != 0 {
+                return Err(invalid(
+                    OP,
+                    format!("NV12 input {x_shape:?} must be [N, H*3/2, W, 1] with H and W even"),
+                ));
+            }
+            (xh / 3 * 2, 3)
+        }
+    };
+    if let Some(&s) = attrs.source_channel.iter().find(|&&s| s >= in_c) {
+        return Err(invalid(
+            OP,
+            format!("source channel {s} is out of range (the image has {in_c})"),
+        ));
+    }
+    check_len(OP, "input", x.len(), n * xh * w * xc)?;
+    check_len(OP, "output", out.len(), n * h * w * c)?;
+    let row = w * c;
+    if row == 0 {
+        return Ok(());
+    }
+    let px = |ch: usize, p: [u8; 3], mean: i32, m: Requant| -> i16 {
+        // |256·p − μ| < 2^32: requant is exact in 64 bits.
+        let v = 256 * p[ch] as i64 - mean as i64;
+        requant(v, m).clamp(-32768, 32767) as i16
+    };
+    let (src, mean, rq) = (&attrs.source_channel, &attrs.mean_q, &attrs.requant);
+    par::for_rows(out, row, par::MIN_PAR_ELEMS, |r0, chunk| {
+        for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
+            let (b, y) = ((r0 + r) / h, (r0 + r) % h);
+            match attrs.image {
+                ImageInput::Interleaved => {
+                    let srow = &x[(b * h + y) * w * in_c..(b * h + y + 1) * w * in_c];
+                    for (o, p) in dst.chunks_exact_mut(c).zip(srow.chunks_exact(in_c)) {
+                        for ch in 0..c {
+                            let v = 256 * p[src[ch]] as i64 - mean[ch] as i64;
+                            o[ch] = requant(v, rq[ch]).clamp(-32768, 32767) as i16;
+                        }
+                    }
+                }
+                ImageInput::Nv12 { to_gray } => {
+                    let img = &x[b * xh * w..(b + 1) * xh * w];
+                    let yrow = &img[y * w..(y + 1) * w];
+                    let uv = &img[(h + y / 2) * w..(h + y / 2 + 1) * w];
+                    for (xx, o) in dst.chunks_exact_mut(c).enumerate() {
+                        let yy = yrow[xx];
+                        let p = if to_gray {
+                            [yy; 3]
+                        } else {
+                            yuv_to_rgb(yy, uv[xx & !1], uv[(xx & !1) + 1])
+                        };
+                        for ch in 0..c {
+                            o[ch] = px(src[ch], p, mean[ch], rq[ch]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::int::testutil::{requant_def, Rng};
+    use ipukit_ir::ops::fixed::OutRange;
+    use ipukit_ir::DType;
+    use proptest::prelude::*;
+
+    fn out16() -> OutRange {
+        OutRange::full(DType::I16, 0)
+    }
+
+    /// RGB → BGR with mean/std: hand-checked values.
+    #[test]
+    fn hand_computed_examples() {
+        // mean 127.5 → μ = 32640; std 0.5 → M = 1/(256·0.5·s_out) with s_out = 1/128: M = 1.
+        let m = Requant::from_ratio(1.0).unwrap();
+        let attrs = InputNormalize {
+            image: ImageInput::Interleaved,
+            source_channel: vec![2, 1, 0],
+            mean_q: vec![32640; 3],
+            requant: vec![m; 3],
+        };
+        let mut o = [0i16; 3];
+        input_normalize(&attrs, &[0, 128, 255], &[1, 1, 1, 3], &mut o).unwrap();
+        // 256·255 − 32640 = 32640; 256·128 − 32640 = 128; −32640.
+        assert_eq!(o, [32640, 128, -32640]);
+        // BT.601: studio white/black and pure colours.
+        assert_eq!(yuv_to_rgb(235, 128, 128), [255, 255, 255]);
+        assert_eq!(yuv_to_rgb(16, 128, 128), [0, 0, 0]);
+        assert_eq!(yuv_to_rgb(81, 90, 240), [255, 0, 0]);
+        assert_eq!(yuv_to_rgb(145, 54, 34), [0, 255, 1]);
+        assert_eq!(yuv_to_rgb(41, 240, 110), [0, 0, 255]);
+        // RGBA drops alpha; a bad source channel is an error.
+        let rgba = InputNormalize {
+            source_channel: vec![0, 1, 2],
+            ..attrs.clone()
+        };
+        input_normalize(&rgba, &[255, 128, 0, 7], &[1, 1, 1, 4], &mut o).unwrap();
+        assert_eq!(o, [32640, 128, -32640]);
+        assert!(input_normalize(
+            &InputNormalize {
+                source_channel: vec![0, 1, 3],
+                ..attrs.clone()
+            },
+            &[0; 3],
+            &[1, 1, 1, 3],
+            &mut o
+        )
+        .is_err());
+        assert!(input_normalize(
+            &InputNormalize {
+                image: ImageInput::Nv12 { to_gray: false },
+                ..attrs
+            },
+            &[0; 9],
+            &[1, 3, 3, 1],
+            &mut o
+        )
+        .is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn matches_definition(seed in any::<u64>(), n in 1usize..3, h2 in 1usize..4, w2 in 1usize..4, kind in 0usize..4) {
+            let mut rng = Rng::new(seed);
+            let (h, w) = (2 * h2, 2 * w2);
+            let (image, in_c, xs) = match kind {
+                0 => (ImageInput::Interleaved, 3, [n, h, w, 3]),
+                1 => (ImageInput::Interleaved, 4, [n, h, w, 4]),
+                2 => (ImageInput::Interleaved, 1, [n, h, w, 1]),
+                _ => (ImageInput::Nv12 { to_gray: rng.below(2) == 0 }, 3, [n, h * 3 / 2, w, 1]),
+            };
+            let c = if in_c == 1 { 1 } else { 3 };
+            let attrs = InputNormalize {
+                image,
+                source_channel: (0..c).map(|_| rng.below(in_c)).collect(),
+                mean_q: (0..c).map(|_| rng.extreme(-40000, 70000)).collect(),
+                requant: (0..c).map(|_| rng.requant(16)).collect(),
+            };
+            let x: Vec<u8> = rng.vec(xs.iter().product());
+            let mut got = vec![0i16; n * h * w * c];
+            input_normalize(&attrs, &x, &xs, &mut got).unwrap();
+            let mut i = 0;
+            for b in 0..n {
+                for y in 0..h {
+                    for xx in 0..w {
+                        let pix: Vec<i128> = match image {
+                            ImageInput::Interleaved => {
+                                let base = ((b * h + y) * w + xx) * in_c;
+                                (0..in_c).map(|k| x[base + k] as i128).collect()
+                            }
+                            ImageInput::Nv12 { to_gray } => {
+                                let img = &x[b * (h * 3 / 2) * w..];
+                                let yy = img[y * w + xx] as i128;
+                                let u = img[(h + y / 2) * w + (xx / 2) * 2] as i128 - 128;
+                                let v = img[(h + y / 2) * w + (xx / 2) * 2 + 1] as i128 - 128;
+                                let cc = yy - 16;
+                                let cl = |s: i128| ((s + 128) >> 8).clamp(0, 255);
+                                if to_gray { vec![yy; 3] } else { vec![cl(298 * cc + 409 * v), cl(298 * cc - 100 * u - 208 * v), cl(298 * cc + 516 * u)] }
+                            }
+                        };
+                        for ch in 0..c {
+                            let p = pix[attrs.source_channel[ch]];
+                            let want = requant_def(256 * p - attrs.mean_q[ch] as i128, attrs.requant[ch], &out16());
+                            prop_assert_eq!(got[i] as i32, want);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
