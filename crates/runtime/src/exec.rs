@@ -389,6 +389,8 @@ pub(crate) fn execute(
         Op::Tile(t) => same_type!(op, x.data, &mut outs[0].data, |xs, os| array::tile(
             xs, x.shape, &t.repeats, os
         )),
+        // TODO(fixed runtime): integer kernels are being wired in.
+        _ => Err(invalid(op, "fixed-point execution is not wired yet")),
     }
 }
 

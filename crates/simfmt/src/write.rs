@@ -855,6 +855,13 @@ impl<'g> Writer<'g> {
                 Emit::builtin(B::Tile, vec![ins[0], m], outs, None)
             }
             Op::Identity => Emit::custom(custom::IDENTITY, ins, outs, MapWriter::new()),
+            // TODO(fixed .sim): fixed-point operators are being given custom encodings.
+            op => {
+                return Err(crate::error::unsupported(format!(
+                    "{} cannot be written to .sim yet",
+                    op.name()
+                )))
+            }
         };
         if e.sig.in0.is_none() {
             e.sig = sig;

@@ -5,9 +5,6 @@
 //! Data-movement operators (Reshape, Transpose, Concat, …) and MaxPool are shared with float
 //! graphs: they work on any element type.
 
-// The shape checks are reached through `Op` once the fixed-point variants are added there.
-#![allow(dead_code)]
-
 use super::{
     check_axis, Conv2d, DepthwiseConv2d, FusedActivation, Pool2d, PoolKind, Reduce, ReduceOp,
     Resize, TransposeConv2d,

@@ -19,8 +19,13 @@ pub use array::{
 pub use conv::{window_out_len, Conv2d, DepthwiseConv2d, Padding2d, TransposeConv2d};
 pub use elementwise::{broadcast_shapes, BinaryOp, UnaryOp};
 pub use linear::{FullyConnected, MatMul};
-pub use pool::{Pool2d, PoolKind};
+pub use pool::{MaxPool2dWithIndices, Pool2d, PoolKind};
 pub use reduce::{ArgReduce, ArgReduceKind, Reduce, ReduceOp, Softmax};
+pub use fixed::{
+    Dequantize, ImageInput, InputNormalize, OutRange, QAvgPool2d, QBinary, QBinaryKind,
+    QConv2d, QDepthwiseConv2d, QFullyConnected, QLayer, QLut, QMatMul, QReduce, QRescale,
+    QResize, QSoftmax, QTransposeConv2d, Quantize, Requant,
+};
 pub use resize::{CoordTransform, NearestMode, Resize, ResizeMode};
 
 use crate::{error::invalid, DType, Result};
@@ -99,6 +104,8 @@ pub enum Op {
     LogSoftmax(Softmax),
     /// Max or average pooling over H and W.
     Pool2d(Pool2d),
+    /// Max pooling that also outputs the NCHW index of every maximum (INT64).
+    MaxPool2dWithIndices(MaxPool2dWithIndices),
     /// Reduction over a set of axes.
     Reduce(Reduce),
     /// Index of the maximum or minimum along one axis (output I64).
@@ -129,6 +136,39 @@ pub enum Op {
     Tile(Tile),
     /// Copy (removed by the identity pass).
     Identity,
+
+    // Fixed-point operators (`docs/fixed-point.md`); data movement and max pooling are shared
+    // with float graphs.
+    /// Quantized 2-D convolution.
+    QConv2d(QConv2d),
+    /// Quantized depthwise convolution.
+    QDepthwiseConv2d(QDepthwiseConv2d),
+    /// Quantized transposed convolution.
+    QTransposeConv2d(QTransposeConv2d),
+    /// Quantized fully-connected layer.
+    QFullyConnected(QFullyConnected),
+    /// Quantized matrix product of two INT16 activations.
+    QMatMul(QMatMul),
+    /// Quantized element-wise binary operation.
+    QBinary(QBinary),
+    /// Rescale (also Relu, Clip, LeakyRelu, PRelu).
+    QRescale(QRescale),
+    /// Table lookup (sigmoid, tanh, exp, ... on INT16).
+    QLut(QLut),
+    /// Quantized softmax.
+    QSoftmax(QSoftmax),
+    /// Quantized average pooling.
+    QAvgPool2d(QAvgPool2d),
+    /// Quantized Mean or Sum reduction.
+    QReduce(QReduce),
+    /// Quantized bilinear resize.
+    QResize(QResize),
+    /// Float to integer.
+    Quantize(Quantize),
+    /// Integer to float (the seeds' Fix2Float).
+    Dequantize(Dequantize),
+    /// The board's UINT8 image to the model's INT16 input (mean/std and colour folded in).
+    InputNormalize(InputNormalize),
 }
 
 impl Op {
@@ -150,6 +190,7 @@ impl Op {
                 PoolKind::Max => "MaxPool2d",
                 PoolKind::Average { .. } => "AvgPool2d",
             },
+            Op::MaxPool2dWithIndices(_) => "MaxPool2dWithIndices",
             Op::Reduce(r) => r.op.name(),
             Op::ArgReduce(a) => match a.kind {
                 ArgReduceKind::Max => "ArgMax",
@@ -168,6 +209,21 @@ impl Op {
             Op::Expand(_) => "Expand",
             Op::Tile(_) => "Tile",
             Op::Identity => "Identity",
+            Op::QConv2d(_) => "QConv2d",
+            Op::QDepthwiseConv2d(_) => "QDepthwiseConv2d",
+            Op::QTransposeConv2d(_) => "QTransposeConv2d",
+            Op::QFullyConnected(_) => "QFullyConnected",
+            Op::QMatMul(_) => "QMatMul",
+            Op::QBinary(_) => "QBinary",
+            Op::QRescale(_) => "QRescale",
+            Op::QLut(_) => "QLut",
+            Op::QSoftmax(_) => "QSoftmax",
+            Op::QAvgPool2d(_) => "QAvgPool2d",
+            Op::QReduce(_) => "QReduce",
+            Op::QResize(_) => "QResize",
+            Op::Quantize(_) => "Quantize",
+            Op::Dequantize(_) => "Dequantize",
+            Op::InputNormalize(_) => "InputNormalize",
         }
     }
 
@@ -177,8 +233,14 @@ impl Op {
             Op::Conv2d(_)
             | Op::DepthwiseConv2d(_)
             | Op::TransposeConv2d(_)
-            | Op::FullyConnected(_) => (2, 3),
-            Op::MatMul(_) | Op::Binary(_) | Op::Gather(_) => (2, 2),
+            | Op::FullyConnected(_)
+            | Op::QConv2d(_)
+            | Op::QDepthwiseConv2d(_)
+            | Op::QTransposeConv2d(_)
+            | Op::QFullyConnected(_) => (2, 3),
+            Op::MatMul(_) | Op::Binary(_) | Op::Gather(_) | Op::QMatMul(_) | Op::QBinary(_) => {
+                (2, 2)
+            }
             Op::Where => (3, 3),
             Op::Concat(_) => (1, usize::MAX),
             _ => (1, 1),
@@ -208,6 +270,7 @@ impl Op {
             Op::Cast(to) => Ok(vec![(*to, inputs[0].1.to_vec())]),
             Op::Softmax(s) | Op::LogSoftmax(s) => s.infer(inputs),
             Op::Pool2d(p) => p.infer(inputs),
+            Op::MaxPool2dWithIndices(p) => p.infer(inputs),
             Op::Reduce(r) => r.infer(inputs),
             Op::ArgReduce(a) => a.infer(inputs),
             Op::Concat(c) => c.infer(inputs),
@@ -223,7 +286,44 @@ impl Op {
             Op::Expand(e) => e.infer(inputs),
             Op::Tile(t) => t.infer(inputs),
             Op::Identity => Ok(vec![(inputs[0].0, inputs[0].1.to_vec())]),
+            Op::QConv2d(q) => q.infer(inputs),
+            Op::QDepthwiseConv2d(q) => q.infer(inputs),
+            Op::QTransposeConv2d(q) => q.infer(inputs),
+            Op::QFullyConnected(q) => q.infer(inputs),
+            Op::QMatMul(q) => q.infer(inputs),
+            Op::QBinary(q) => q.infer(inputs),
+            Op::QRescale(q) => q.infer(inputs),
+            Op::QLut(q) => q.infer(inputs),
+            Op::QSoftmax(q) => q.infer(inputs),
+            Op::QAvgPool2d(q) => q.infer(inputs),
+            Op::QReduce(q) => q.infer(inputs),
+            Op::QResize(q) => q.infer(inputs),
+            Op::Quantize(q) => q.infer(inputs),
+            Op::Dequantize(q) => q.infer(inputs),
+            Op::InputNormalize(q) => q.infer(inputs),
         }
+    }
+
+    /// True for the fixed-point operators (`docs/fixed-point.md`).
+    pub fn is_fixed_point(&self) -> bool {
+        matches!(
+            self,
+            Op::QConv2d(_)
+                | Op::QDepthwiseConv2d(_)
+                | Op::QTransposeConv2d(_)
+                | Op::QFullyConnected(_)
+                | Op::QMatMul(_)
+                | Op::QBinary(_)
+                | Op::QRescale(_)
+                | Op::QLut(_)
+                | Op::QSoftmax(_)
+                | Op::QAvgPool2d(_)
+                | Op::QReduce(_)
+                | Op::QResize(_)
+                | Op::Quantize(_)
+                | Op::Dequantize(_)
+                | Op::InputNormalize(_)
+        )
     }
 }
 
