@@ -37,6 +37,19 @@ pub enum QuantError {
         /// What is wrong.
         message: String,
     },
+    /// A float operator that cannot be turned into fixed-point operators.
+    #[error("cannot quantize node '{node}' ({op}): {message}")]
+    Lower {
+        /// The float node.
+        node: String,
+        /// Its operator.
+        op: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// Building the fixed graph failed (an internal inconsistency, reported with its node).
+    #[error(transparent)]
+    Ir(#[from] ipukit_ir::IrError),
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -33,8 +33,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
+pub mod calibrate;
 pub mod error;
 pub mod json;
+pub mod lower;
 pub mod range;
 pub mod stats;
 

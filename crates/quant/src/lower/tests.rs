@@ -1,0 +1,252 @@
+use super::*;
+use ipukit_ir::ops::{Conv2d, DepthwiseConv2d, Padding2d, Pool2d, Softmax};
+use ipukit_runtime::{Session, SessionOptions, Value};
+
+const INI: &str = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RGB;\ninput_formats=BGR;\nquantizations=TRUE;\nmean=127.5:120:110;\nstd_value=60:58:62;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+}
+
+/// x [1,8,8,3] → conv3x3 relu → depthwise3x3 → add(conv) → sigmoid·x → global avg → FC → softmax.
+fn float_graph() -> Graph {
+    let mut s = 7u64;
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 8, 8, 3]);
+    let w1: Vec<f32> = (0..8 * 9 * 3).map(|_| lcg(&mut s) * 0.3).collect();
+    let b1: Vec<f32> = (0..8).map(|_| lcg(&mut s) * 0.1).collect();
+    let w1 = g.add_const("w1", vec![8, 3, 3, 3], w1.into()).unwrap();
+    let b1 = g.add_const("b1", vec![8], b1.into()).unwrap();
+    let conv = Conv2d {
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d {
+            top: 1,
+            left: 1,
+            bottom: 1,
+            right: 1,
+        },
+        groups: 1,
+        activation: FusedActivation::Relu,
+    };
+    let c1 = g
+        .add_node("conv1", Op::Conv2d(conv), vec![x, w1, b1], &["c1"])
+        .unwrap()[0];
+    let w2: Vec<f32> = (0..9 * 8).map(|_| lcg(&mut s) * 0.5).collect();
+    let w2 = g.add_const("w2", vec![1, 3, 3, 8], w2.into()).unwrap();
+    let dw = DepthwiseConv2d {
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d {
+            top: 1,
+            left: 1,
+            bottom: 1,
+            right: 1,
+        },
+        depth_multiplier: 1,
+        activation: FusedActivation::None,
+    };
+    let d1 = g
+        .add_node("dw1", Op::DepthwiseConv2d(dw), vec![c1, w2], &["d1"])
+        .unwrap()[0];
+    let a1 = g
+        .add_node("add1", Op::Binary(BinaryOp::Add), vec![c1, d1], &["a1"])
+        .unwrap()[0];
+    let s1 = g
+        .add_node("sig1", Op::Unary(UnaryOp::Sigmoid), vec![a1], &["s1"])
+        .unwrap()[0];
+    let m1 = g
+        .add_node("mul1", Op::Binary(BinaryOp::Mul), vec![a1, s1], &["m1"])
+        .unwrap()[0];
+    let pool = Pool2d {
+        kind: PoolKind::Average {
+            count_include_pad: false,
+        },
+        kernel: [8, 8],
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d::ZERO,
+        ceil_mode: false,
+    };
+    let p1 = g
+        .add_node("pool", Op::Pool2d(pool), vec![m1], &["p1"])
+        .unwrap()[0];
+    let r1 = g
+        .add_node(
+            "flat",
+            Op::Reshape(ipukit_ir::ops::Reshape { shape: vec![1, 8] }),
+            vec![p1],
+            &["r1"],
+        )
+        .unwrap()[0];
+    let wf: Vec<f32> = (0..5 * 8).map(|_| lcg(&mut s)).collect();
+    let wf = g.add_const("wf", vec![5, 8], wf.into()).unwrap();
+    let f1 = g
+        .add_node(
+            "fc",
+            Op::FullyConnected(Default::default()),
+            vec![r1, wf],
+            &["f1"],
+        )
+        .unwrap()[0];
+    let prob = g
+        .add_node(
+            "softmax",
+            Op::Softmax(Softmax { axis: 1 }),
+            vec![f1],
+            &["prob"],
+        )
+        .unwrap()[0];
+    g.outputs.push(prob);
+    g
+}
+
+/// BGR uint8 images and their normalised RGB float versions.
+fn images(n: usize) -> Vec<(Value, Value)> {
+    let (mean, std) = ([127.5f32, 120.0, 110.0], [60f32, 58.0, 62.0]);
+    let mut s = 3u64;
+    (0..n)
+        .map(|_| {
+            let bgr: Vec<u8> = (0..8 * 8 * 3)
+                .map(|_| ((lcg(&mut s) + 1.0) * 127.5) as u8)
+                .collect();
+            let rgb: Vec<f32> = bgr
+                .chunks(3)
+                .flat_map(|p| (0..3).map(move |c| (p[2 - c] as f32 - mean[c]) / std[c]))
+                .collect();
+            (
+                Value::new(vec![1, 8, 8, 3], bgr).unwrap(),
+                Value::new(vec![1, 8, 8, 3], rgb).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn ranges(g: &Graph, inputs: &[Value]) -> Ranges {
+    let mut r: Ranges = HashMap::new();
+    let mut s = Session::new(g.clone(), SessionOptions::default()).unwrap();
+    for v in inputs {
+        let mut add = |t: TensorId, d: &[f32]| {
+            let e = r.entry(t).or_insert((f32::INFINITY, f32::NEG_INFINITY));
+            for &x in d {
+                e.0 = e.0.min(x);
+                e.1 = e.1.max(x);
+            }
+        };
+        add(g.inputs[0], v.as_f32().unwrap());
+        s.set_input(0, v.clone()).unwrap();
+        s.invoke_with_observer(&mut |_, t, view| add(t, view.data.as_f32().unwrap()))
+            .unwrap();
+    }
+    r
+}
+
+fn config() -> InputConfig {
+    InputConfig::parse(INI, "test.ini", (1, 1)).unwrap()
+}
+
+#[test]
+fn structure_follows_the_plan() {
+    let g = float_graph();
+    let data = images(4);
+    let floats: Vec<Value> = data.iter().map(|d| d.1.clone()).collect();
+    let mut plan = LowerPlan {
+        ranges: ranges(&g, &floats),
+        ..Default::default()
+    };
+    plan.int16_layers.insert("dw1".into());
+    let q = lower(&g, &config(), &plan).unwrap();
+    let ops: Vec<&str> = q.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops[0], "InputNormalize");
+    assert!(ops.contains(&"QConv2d") && ops.contains(&"QDepthwiseConv2d"));
+    // The image input is BGR uint8; the model's first tensor keeps the float name's INT16 form.
+    let x = q.tensor(q.inputs[0]);
+    assert_eq!((x.name.as_str(), x.dtype), ("x", DType::U8));
+    let Op::InputNormalize(n) = &q.nodes[0].op else {
+        unreachable!()
+    };
+    assert_eq!(n.source_channel, vec![2, 1, 0]);
+    // conv1 is 8-bit (UINT8 copy in front, INT8 weights); dw1 16-bit.
+    let conv = q.nodes.iter().find(|n| n.name == "conv1").unwrap();
+    assert_eq!(q.tensor(conv.inputs[0]).dtype, DType::U8);
+    assert_eq!(q.tensor(conv.inputs[1]).dtype, DType::I8);
+    assert_eq!(q.tensor(conv.inputs[2]).dtype, DType::I32);
+    let dw = q.nodes.iter().find(|n| n.name == "dw1").unwrap();
+    assert_eq!(q.tensor(dw.inputs[0]).dtype, DType::I16);
+    assert_eq!(q.tensor(dw.inputs[1]).dtype, DType::I16);
+    // Activations keep their float names; the output is dequantized under the model's name.
+    assert!(q.find_tensor("c1").is_some() && q.find_tensor("a1").is_some());
+    let out = q.tensor(q.outputs[0]);
+    assert_eq!((out.name.as_str(), out.dtype), ("prob", DType::F32));
+}
+
+#[test]
+fn missing_range_is_reported_with_the_node() {
+    let g = float_graph();
+    let e = lower(&g, &config(), &LowerPlan::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no calibration range for tensor 'x'"), "{e}");
+}
+
+#[test]
+fn unsupported_operator_is_named() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 4]);
+    let y = g
+        .add_node(
+            "ls",
+            Op::LogSoftmax(Softmax { axis: 1 }),
+            vec![x],
+            &["prob"],
+        )
+        .unwrap()[0];
+    g.outputs.push(y);
+    let ini = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RAWDATA_F32_NHWC;\ninput_formats=RAWDATA_F32_NHWC;\nquantizations=TRUE;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+    let cfg = InputConfig::parse(ini, "t.ini", (1, 1)).unwrap();
+    let plan = LowerPlan {
+        ranges: [(x, (-1.0, 1.0)), (y, (-3.0, 0.0))].into_iter().collect(),
+        ..Default::default()
+    };
+    let e = lower(&g, &cfg, &plan).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "cannot quantize node 'ls' (LogSoftmax): LogSoftmax has no fixed-point form"
+    );
+}
+
+/// The fixed model computes what the float model computes: 16-bit layers almost exactly,
+/// 8-bit layers within quantization noise.
+#[test]
+fn fixed_graph_follows_the_float_graph() {
+    let g = float_graph();
+    let data = images(6);
+    let floats: Vec<Value> = data.iter().map(|d| d.1.clone()).collect();
+    let base = LowerPlan {
+        ranges: ranges(&g, &floats),
+        ..Default::default()
+    };
+    let mut all16 = base.clone();
+    all16.int16_layers = ["conv1", "dw1", "fc"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut fs = Session::new(g.clone(), SessionOptions::default()).unwrap();
+    for (plan, want) in [(&all16, 0.99999), (&base, 0.999)] {
+        let q = lower(&g, &config(), plan).unwrap();
+        let mut qs = Session::new(q, SessionOptions::default()).unwrap();
+        for (u8img, fimg) in &data {
+            let f = fs.run(vec![fimg.clone()]).unwrap();
+            let x = qs.run(vec![u8img.clone()]).unwrap();
+            let (a, b) = (f[0].as_f32().unwrap(), x[0].as_f32().unwrap());
+            let dot: f64 = a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum();
+            let na: f64 = a.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            let nb: f64 = b.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            let cos = dot / (na * nb);
+            assert!(cos >= want, "cosine {cos} < {want}: {a:?} vs {b:?}");
+        }
+    }
+}
