@@ -1,8 +1,10 @@
 //! Runs one operator on borrowed inputs into caller-provided outputs, for every element type
 //! the kernels support. Used by the session for operators without packed weights and by the
-//! reference evaluator.
+//! reference evaluator. Fixed-point operators, and nearest resize and max/min reductions on
+//! integers, go to [`crate::fixed`].
 
 use crate::buffer::DataMut;
+use crate::fixed;
 use crate::value::{DataRef, ValueView};
 use ipukit_ir::ops::{BinaryOp, ReduceOp, UnaryOp};
 use ipukit_ir::{DType, Op};
@@ -120,13 +122,18 @@ pub(crate) fn check_supported(op: &Op, dtypes: &[DType]) -> Result<()> {
     let Some(&x) = dtypes.first() else {
         return Err(invalid(op, "no inputs"));
     };
+    if op.is_fixed_point() {
+        return fixed::check_supported(op, dtypes);
+    }
     let all_f32 = |n: usize| dtypes.iter().take(n).all(|&d| d == DType::F32);
     let ok = match op {
         Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::TransposeConv2d(_) | Op::FullyConnected(_) => {
             all_f32(3)
         }
         Op::MatMul(_) => all_f32(2),
-        Op::Softmax(_) | Op::LogSoftmax(_) | Op::Pool2d(_) | Op::Resize(_) => x == DType::F32,
+        Op::Softmax(_) | Op::LogSoftmax(_) | Op::Pool2d(_) => x == DType::F32,
+        // Nearest resize copies elements, so it runs on every type.
+        Op::Resize(_) => x == DType::F32 || fixed::handles(op, x),
         Op::Binary(BinaryOp::And | BinaryOp::Or) => x == DType::Bool,
         Op::Binary(b) if b.is_logical() => true,
         Op::Binary(_) => x != DType::Bool,
@@ -193,6 +200,9 @@ pub(crate) fn execute(
         ));
     }
     let x = ins[0];
+    if fixed::handles(op, x.dtype()) {
+        return fixed::execute(op, ins, &mut outs[0].data);
+    }
     match op {
         Op::Conv2d(a) => {
             let p = float::PackedConv::new(a, f32_in(op, &ins[1])?, ins[1].shape, bias(op, ins)?)?;
@@ -389,8 +399,7 @@ pub(crate) fn execute(
         Op::Tile(t) => same_type!(op, x.data, &mut outs[0].data, |xs, os| array::tile(
             xs, x.shape, &t.repeats, os
         )),
-        // TODO(fixed runtime): integer kernels are being wired in.
-        _ => Err(invalid(op, "fixed-point execution is not wired yet")),
+        _ => fixed::execute(op, ins, &mut outs[0].data),
     }
 }
 

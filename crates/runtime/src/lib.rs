@@ -8,6 +8,13 @@
 //! buffers of dead tensors are reused. It runs on its own rayon pool of
 //! [`SessionOptions::threads`] threads.
 //!
+//! Fixed-point models (`docs/fixed-point.md`) run on the integer kernels: the weights of
+//! quantized layers and the tables of `QLut` are packed once at creation for the CPU's best
+//! instruction set, picked at run time; results are the same integers for any number of
+//! threads. Their inputs take the model's integer types (UINT8 images in front of
+//! `InputNormalize`, INT16 raw data), and [`TensorInfo`] / [`TensorDetails`] report each
+//! tensor's scale, zero point and calibrated range.
+//!
 //! [`ReferenceEvaluator`] implements [`ipukit_ir::passes::ConstEvaluator`] with the same
 //! kernels, for constant folding in the frontends.
 
@@ -17,6 +24,7 @@ mod buffer;
 mod error;
 mod evaluator;
 mod exec;
+mod fixed;
 mod plan;
 mod session;
 mod value;

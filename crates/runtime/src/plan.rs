@@ -13,6 +13,7 @@
 //! with them, and a Reshape whose input dies reuses its buffer without copying.
 
 use crate::exec;
+use crate::fixed::QPacked;
 use ipukit_ir::ops::{BinaryOp, UnaryOp};
 use ipukit_ir::{DType, Graph, Op, TensorId};
 use ipukit_kernels::float::{
@@ -21,31 +22,43 @@ use ipukit_kernels::float::{
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// A layer whose constant weights were packed at session creation.
+/// A float layer whose constant weights were packed at session creation.
 #[derive(Debug, Clone)]
-pub(crate) enum Prepared {
+pub(crate) enum FloatLayer {
     Conv(Arc<PackedConv>),
     Depthwise(Arc<PackedDepthwise>),
     TransposeConv(Arc<PackedTransposeConv>),
     Linear(Arc<PackedLinear>),
 }
 
-impl Prepared {
+impl FloatLayer {
     fn epilogue(&self) -> Epilogue {
         match self {
-            Prepared::Conv(p) => p.epilogue(),
-            Prepared::Depthwise(p) => p.epilogue(),
-            Prepared::TransposeConv(p) => p.epilogue(),
-            Prepared::Linear(p) => p.epilogue(),
+            FloatLayer::Conv(p) => p.epilogue(),
+            FloatLayer::Depthwise(p) => p.epilogue(),
+            FloatLayer::TransposeConv(p) => p.epilogue(),
+            FloatLayer::Linear(p) => p.epilogue(),
         }
     }
+}
+
+/// A node whose constant operands were packed at session creation: it reads only its first
+/// input at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Prepared {
+    /// A float layer (activations may be fused into its epilogue).
+    Float(FloatLayer),
+    /// A fixed-point layer or table (never fused: its output range is its activation).
+    Fixed(QPacked),
 }
 
 /// What a step runs.
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    /// A packed layer with its epilogue; reads only the activation input.
-    Layer(Prepared, Epilogue),
+    /// A packed float layer with its epilogue; reads only the activation input.
+    Layer(FloatLayer, Epilogue),
+    /// A packed fixed-point layer or table; reads only the activation input.
+    QLayer(QPacked),
     /// `x · sigmoid(x)`.
     Silu,
     /// Reshape / Identity whose output reuses the input's buffer: nothing to do.
@@ -162,7 +175,10 @@ pub(crate) fn build(
             outputs: node.outputs.clone(),
             inplace: None,
         };
-        if let Some(p) = &prepared[i] {
+        if let Some(Prepared::Fixed(q)) = &prepared[i] {
+            step.inputs.truncate(1);
+            step.kind = Kind::QLayer(q.clone());
+        } else if let Some(Prepared::Float(p)) = &prepared[i] {
             let mut epi = p.epilogue();
             step.inputs.truncate(1);
             let y = node.outputs[0];
@@ -263,7 +279,7 @@ pub(crate) fn build(
                         && exec::can_run_inplace(op, pos, tt.dtype, &tt.shape, &ot.shape)
                 });
             }
-            Kind::Layer(..) => {}
+            Kind::Layer(..) | Kind::QLayer(_) => {}
         }
     }
 
@@ -356,8 +372,8 @@ pub(crate) fn build(
         .map(|s| {
             let x = &graph.tensor(s.inputs[0]).shape;
             match &s.kind {
-                Kind::Layer(Prepared::Conv(p), _) => p.scratch_len(x, threads),
-                Kind::Layer(Prepared::TransposeConv(p), _) => p.scratch_len(x),
+                Kind::Layer(FloatLayer::Conv(p), _) => p.scratch_len(x, threads),
+                Kind::Layer(FloatLayer::TransposeConv(p), _) => p.scratch_len(x),
                 _ => 0,
             }
         })
@@ -443,7 +459,7 @@ mod tests {
                         None,
                     )
                     .unwrap();
-                    Some(Prepared::Conv(Arc::new(p)))
+                    Some(Prepared::Float(FloatLayer::Conv(Arc::new(p))))
                 }
                 _ => None,
             })

@@ -3,7 +3,8 @@
 use crate::buffer::{Buffer, DataMut};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{self, OutSlot};
-use crate::plan::{self, Kind, Plan, Prepared, Src};
+use crate::fixed::QPacked;
+use crate::plan::{self, FloatLayer, Kind, Plan, Prepared, Src};
 use crate::value::{DataRef, Value, ValueView};
 use ipukit_ir::{DType, Graph, Node, Op, QuantParams, TensorData, TensorId};
 use ipukit_kernels::float::{PackedConv, PackedDepthwise, PackedLinear, PackedTransposeConv};
@@ -28,7 +29,9 @@ pub struct TensorInfo {
     pub shape: Vec<usize>,
     /// Element type.
     pub dtype: DType,
-    /// Scale and zero point of a fixed-point model's tensor; `None` for float tensors.
+    /// Quantization of an integer tensor of a fixed-point model (scale, zero point and the
+    /// calibrated min and max, see [`TensorInfo::scale_zero_point`]); `None` for float
+    /// tensors, even when the graph stores parameters for them.
     pub quantization: Option<QuantParams>,
 }
 
@@ -44,8 +47,64 @@ pub struct TensorDetails {
     /// For float models, the type the tensor would get in the fixed model. The calibrator
     /// decides it; until then it is `None`.
     pub qtype: Option<DType>,
-    /// Quantization parameters of a fixed-point model's tensor (scale, zero point, min, max).
+    /// Quantization parameters of a fixed-point model's tensor (scale, zero point, min, max),
+    /// as stored in the graph; see [`TensorDetails::quantization_pairs`],
+    /// [`TensorDetails::min`] and [`TensorDetails::max`] for the seeds' fields.
     pub quantization: Option<QuantParams>,
+}
+
+/// `(scale, zero point)` for each entry of `q` (a zero-point list of one entry applies to
+/// every scale).
+fn pairs(q: &QuantParams) -> Vec<(f32, i64)> {
+    q.scale
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let z = q
+                .zero_point
+                .get(i)
+                .or_else(|| q.zero_point.first())
+                .copied()
+                .unwrap_or(0);
+            (s, z)
+        })
+        .collect()
+}
+
+impl TensorInfo {
+    /// The seeds' `quantization` entry of `get_input_details` / `get_output_details`:
+    /// `(scale, zero_point)` of an integer tensor of a fixed-point model (multiply
+    /// `value − zero_point` by `scale` for the real value). `None` for float tensors, such as
+    /// the output of a `Dequantize` (the seeds' Fix2Float, `dequantizations=TRUE`).
+    pub fn scale_zero_point(&self) -> Option<(f32, i64)> {
+        self.quantization
+            .as_ref()
+            .and_then(|q| pairs(q).first().copied())
+    }
+}
+
+impl TensorDetails {
+    /// The seeds' `quantization` list of `get_tensor_details`: one `(scale, zero_point)` per
+    /// channel along `quantization_dimension` (one entry for per-tensor quantization; empty
+    /// when the tensor has none).
+    pub fn quantization_pairs(&self) -> Vec<(f32, i64)> {
+        self.quantization.as_ref().map(pairs).unwrap_or_default()
+    }
+
+    /// The seeds' `min`: the calibrated minimum, per channel or one entry (empty if unknown).
+    pub fn min(&self) -> &[f32] {
+        self.quantization.as_ref().map_or(&[], |q| q.min.as_slice())
+    }
+
+    /// The seeds' `max`: the calibrated maximum, per channel or one entry (empty if unknown).
+    pub fn max(&self) -> &[f32] {
+        self.quantization.as_ref().map_or(&[], |q| q.max.as_slice())
+    }
+
+    /// The axis per-channel entries run along (`quantized_dimension` in the `.sim` file).
+    pub fn quantization_dimension(&self) -> Option<usize> {
+        self.quantization.as_ref().map(|q| q.quantized_dimension)
+    }
 }
 
 /// A plan with its buffers (allocated on first use).
@@ -129,8 +188,20 @@ fn kernel_err(node: &Node, source: KernelError) -> RuntimeError {
     }
 }
 
-/// Packs the weights of `node` if they are constant `f32`.
+/// Packs the constant operands of `node`: the weights of float layers (constant `f32`) and
+/// of fixed-point layers (constant integers), and fixed-point tables.
 fn prepare(graph: &Graph, node: &Node) -> std::result::Result<Option<Prepared>, KernelError> {
+    if node.op.is_fixed_point() {
+        let consts: Vec<_> = node
+            .inputs
+            .iter()
+            .map(|&t| {
+                let t = graph.tensor(t);
+                t.data.as_ref().map(|d| (d, t.shape.as_slice()))
+            })
+            .collect();
+        return Ok(QPacked::new(&node.op, &consts)?.map(Prepared::Fixed));
+    }
     let constant = |pos: usize| {
         node.inputs.get(pos).and_then(|&t| {
             let t = graph.tensor(t);
@@ -151,20 +222,20 @@ fn prepare(graph: &Graph, node: &Node) -> std::result::Result<Option<Prepared>, 
         },
         _ => None,
     };
-    Ok(Some(match &node.op {
-        Op::Conv2d(a) => Prepared::Conv(Arc::new(PackedConv::new(a, w, ws, bias)?)),
+    Ok(Some(Prepared::Float(match &node.op {
+        Op::Conv2d(a) => FloatLayer::Conv(Arc::new(PackedConv::new(a, w, ws, bias)?)),
         Op::DepthwiseConv2d(a) => {
-            Prepared::Depthwise(Arc::new(PackedDepthwise::new(a, w, ws, bias)?))
+            FloatLayer::Depthwise(Arc::new(PackedDepthwise::new(a, w, ws, bias)?))
         }
         Op::TransposeConv2d(a) => {
-            Prepared::TransposeConv(Arc::new(PackedTransposeConv::new(a, w, ws, bias)?))
+            FloatLayer::TransposeConv(Arc::new(PackedTransposeConv::new(a, w, ws, bias)?))
         }
-        Op::FullyConnected(a) => Prepared::Linear(Arc::new(PackedLinear::new(a, w, ws, bias)?)),
+        Op::FullyConnected(a) => FloatLayer::Linear(Arc::new(PackedLinear::new(a, w, ws, bias)?)),
         Op::MatMul(_) if ws.len() == 2 => {
-            Prepared::Linear(Arc::new(PackedLinear::from_kn(w, ws[0], ws[1])?))
+            FloatLayer::Linear(Arc::new(PackedLinear::from_kn(w, ws[0], ws[1])?))
         }
         _ => return Ok(None),
-    }))
+    })))
 }
 
 impl Session {
@@ -241,7 +312,7 @@ impl Session {
             name: t.name.clone(),
             shape: t.shape.clone(),
             dtype: t.dtype,
-            quantization: t.quant.clone(),
+            quantization: t.quant.clone().filter(|_| t.dtype != DType::F32),
         }
     }
 
@@ -280,7 +351,8 @@ impl Session {
             .collect()
     }
 
-    /// Sets input `index`; the value must have the input's type and shape.
+    /// Sets input `index`; the value must have the input's type and shape (for fixed-point
+    /// models an integer type, such as UINT8 for an image input or INT16 for raw data).
     pub fn set_input(&mut self, index: usize, value: Value) -> Result<()> {
         let count = self.graph.inputs.len();
         let &t = self
@@ -588,12 +660,22 @@ fn run_step(
                 };
                 let o = &mut o[..out_lens[0]];
                 match p {
-                    Prepared::Conv(c) => c.run_with(xs, x.shape, o, scratch, epi),
-                    Prepared::Depthwise(c) => c.run_with(xs, x.shape, o, epi),
-                    Prepared::TransposeConv(c) => c.run_with(xs, x.shape, o, scratch, epi),
-                    Prepared::Linear(c) => c.run_with(xs, x.shape, o, epi),
+                    FloatLayer::Conv(c) => c.run_with(xs, x.shape, o, scratch, epi),
+                    FloatLayer::Depthwise(c) => c.run_with(xs, x.shape, o, epi),
+                    FloatLayer::TransposeConv(c) => c.run_with(xs, x.shape, o, scratch, epi),
+                    FloatLayer::Linear(c) => c.run_with(xs, x.shape, o, epi),
                 }
                 .map_err(err)
+            }
+            Kind::QLayer(q) => {
+                let Some(o) = outs.get_mut(0) else {
+                    return Err(err(KernelError::Invalid {
+                        op: node.op.name(),
+                        reason: "no output".into(),
+                    }));
+                };
+                q.run(&node.op, views[0], &mut o.view_mut(out_lens[0]))
+                    .map_err(err)
             }
             Kind::Silu => {
                 let Some(Buffer::F32(o)) = outs.get_mut(0) else {
