@@ -245,7 +245,8 @@ fn no_activation(op: &str, a: FusedActivation) -> Result<()> {
 impl QConv2d {
     pub(crate) fn infer(&self, inputs: &[(DType, &[usize])]) -> Result<Vec<(DType, Vec<usize>)>> {
         no_activation("QConv2d", self.conv.activation)?;
-        self.layer.check("QConv2d", inputs, inputs[1].1[0])?;
+        let cout = inputs[1].1.first().copied().unwrap_or(0);
+        self.layer.check("QConv2d", inputs, cout)?;
         let f: Vec<(DType, &[usize])> = inputs.iter().map(|(_, s)| (DType::F32, *s)).collect();
         Ok(with_dtype(self.conv.infer(&f)?, self.layer.out_dtype))
     }
@@ -264,8 +265,11 @@ impl QDepthwiseConv2d {
 impl QTransposeConv2d {
     pub(crate) fn infer(&self, inputs: &[(DType, &[usize])]) -> Result<Vec<(DType, Vec<usize>)>> {
         no_activation("QTransposeConv2d", self.conv.activation)?;
-        self.layer
-            .check("QTransposeConv2d", inputs, inputs[1].1[0])?;
+        self.layer.check(
+            "QTransposeConv2d",
+            inputs,
+            inputs[1].1.first().copied().unwrap_or(0),
+        )?;
         let f: Vec<(DType, &[usize])> = inputs.iter().map(|(_, s)| (DType::F32, *s)).collect();
         Ok(with_dtype(self.conv.infer(&f)?, self.layer.out_dtype))
     }
