@@ -4,14 +4,13 @@
 
 use anyhow::Result;
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use ipukit_calibrator::{calibrate, CalibrateOptions, Phase};
+use ipukit_calibrator::cli::calibrate_with_progress;
+use ipukit_calibrator::{save_quant_param, CalibrateOptions};
 use ipukit_quant::calibrate::QuantLevel;
-use ipukit_quant::lower::LayerBits;
+use ipukit_quant::json::ExportOptions;
 use ipukit_quant::range::RangeMethod;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -25,11 +24,19 @@ struct Cli {
     #[arg(short = 'm', long = "model")]
     model: PathBuf,
     /// Calibration data: an image, a folder of images, or a list file (comma-separated per line for multi-input models).
-    #[arg(short = 'i', long = "image")]
-    image: PathBuf,
+    #[arg(
+        short = 'i',
+        long = "image",
+        required_unless_present = "save_quant_param"
+    )]
+    image: Option<PathBuf>,
     /// Preprocessing per input: a .py with image_preprocess(path, norm), a .toml pipeline, an inline pipeline, or raw; comma-separated for multi-input models.
-    #[arg(short = 'n', long = "preprocess")]
-    preprocess: String,
+    #[arg(
+        short = 'n',
+        long = "preprocess",
+        required_unless_present = "save_quant_param"
+    )]
+    preprocess: Option<String>,
     /// input_config.ini (default: the one stored in the float model).
     #[arg(long = "input_config")]
     input_config: Option<PathBuf>,
@@ -51,6 +58,12 @@ struct Cli {
     /// Quantization parameters to import (save_quant_param JSON); imported values win.
     #[arg(long = "quant_param")]
     quant_param: Option<PathBuf>,
+    /// Write the fixed model's quantization parameters as JSON (the seeds' save_quant_param.py format). With a fixed model as -m, only exports.
+    #[arg(long = "save_quant_param")]
+    save_quant_param: Option<PathBuf>,
+    /// With --save_quant_param: include constant tensors' (dequantized) data.
+    #[arg(long = "with_data")]
+    with_data: bool,
     /// Range method of 8-bit activations at L3 and above: minmax, moving_average, percentile[:p], mse, entropy.
     #[arg(long = "activation_method")]
     activation_method: Option<String>,
@@ -60,11 +73,28 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let export = ExportOptions {
+        include_data: cli.with_data,
+    };
+    let (Some(images), Some(preprocess)) = (cli.image, cli.preprocess) else {
+        // Export only (clap requires -i and -n otherwise).
+        let out = cli
+            .save_quant_param
+            .as_deref()
+            .unwrap_or(Path::new("quant_param.json"));
+        let n = save_quant_param(&cli.model, out, export)?;
+        println!(
+            "wrote {n} entries of {} to {}",
+            cli.model.display(),
+            out.display()
+        );
+        return Ok(());
+    };
     let opts = CalibrateOptions {
         model: cli.model.clone(),
         input_config: cli.input_config,
-        images: cli.image,
-        preprocess: cli.preprocess,
+        images,
+        preprocess,
         output: cli.output,
         num_process: cli.num_process.max(1),
         level: QuantLevel::parse(&cli.quant_level)?,
@@ -78,93 +108,14 @@ fn run(cli: Cli) -> Result<()> {
             .transpose()?,
         ..CalibrateOptions::default()
     };
-    let bar = Mutex::new(None::<ProgressBar>);
     let start = Instant::now();
-    let progress = |phase: Phase| {
-        let Ok(mut bar) = bar.lock() else { return };
-        match phase {
-            Phase::Statistics(p) => {
-                let b = bar.get_or_insert_with(|| {
-                    let b = ProgressBar::new(p.total.unwrap_or(0) as u64);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "statistics {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                    b
-                });
-                b.set_position(p.done as u64);
-            }
-            Phase::Sensitivity => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                eprintln!("measuring the 8-bit noise of every layer ...");
-            }
-            Phase::Check(round) => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                eprintln!("checking the fixed model against the float model (round {round}) ...");
-            }
-            Phase::Checked(round, n16, a) => eprintln!(
-                "check {round}: {n16} layer(s) in 16 bits: output cosine min {:.6}, mean {:.6}",
-                a.min_cosine, a.mean_cosine
-            ),
-        }
-    };
-    let cal = calibrate(&opts, &progress)?;
-    if let Ok(mut b) = bar.lock() {
-        if let Some(b) = b.take() {
-            b.finish_and_clear();
-        }
-    }
-    if let Some(rep) = &cal.imported {
+    let cal = calibrate_with_progress(&opts)?;
+    print!("{}", cal.summary());
+    if let Some(out) = &cli.save_quant_param {
+        let n = save_quant_param(&cal.output, out, export)?;
         println!(
-            "quant_param: {} entr{} imported",
-            rep.accepted.len(),
-            if rep.accepted.len() == 1 { "y" } else { "ies" }
-        );
-        for r in &rep.rejected {
-            println!("quant_param {r}");
-        }
-    }
-    println!(
-        "{:<40} {:<18} {:>6} {:>9}  reason",
-        "layer", "op", "bits", "SQNR dB"
-    );
-    for l in &cal.plan.layers {
-        let bits = match l.bits {
-            LayerBits::Int8 => "8",
-            LayerBits::Int16 => "16",
-        };
-        let sqnr = l
-            .noise
-            .map(|n| {
-                if n > 0.0 {
-                    format!("{:.1}", -10.0 * n.log10())
-                } else {
-                    "inf".into()
-                }
-            })
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:<40} {:<18} {:>6} {:>9}  {}",
-            l.node, l.op, bits, sqnr, l.reason
-        );
-    }
-    let n16 = cal.plan.int16_count();
-    println!(
-        "{} layers: {} in 8-bit mode, {n16} in 16-bit mode ({})",
-        cal.plan.layers.len(),
-        cal.plan.layers.len() - n16,
-        opts.level.as_str()
-    );
-    if let Some(a) = cal.agreement {
-        println!(
-            "fixed vs float on {} calibration input(s): output cosine min {:.6}, mean {:.6}",
-            a.inputs, a.min_cosine, a.mean_cosine
+            "wrote {n} quantization parameter entries to {}",
+            out.display()
         );
     }
     println!(

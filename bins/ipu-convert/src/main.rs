@@ -4,8 +4,12 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use ipukit_calibrator::CalibrateOptions;
 use ipukit_convert::{convert, parse_input_shapes, ConvertOptions, Platform};
+use ipukit_quant::calibrate::QuantLevel;
 use std::path::PathBuf;
+
+mod chain;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -55,6 +59,24 @@ struct ModelArgs {
     /// Skip the graph simplification passes.
     #[arg(long = "skip_simplify")]
     skip_simplify: bool,
+    /// Calibration data (with -n): continue through calibration and write a fixed model.
+    #[arg(short = 'i', long = "image", requires = "preprocess")]
+    image: Option<PathBuf>,
+    /// Preprocessing per input for calibration (with -i), as ipu-calibrator's -n.
+    #[arg(short = 'n', long = "preprocess", requires = "image")]
+    preprocess: Option<String>,
+    /// With -i/-n: keep the intermediate float model next to the output.
+    #[arg(long = "export_models")]
+    export_models: bool,
+    /// With -i/-n: quantization level L1..L5.
+    #[arg(long = "quant_level", default_value = "L5")]
+    quant_level: String,
+    /// With -i/-n: calibration inputs run in parallel.
+    #[arg(long = "num_process", default_value_t = 1)]
+    num_process: usize,
+    /// With -i/-n: quantization parameters to import (save_quant_param JSON).
+    #[arg(long = "quant_param")]
+    quant_param: Option<PathBuf>,
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -86,13 +108,21 @@ fn run(cli: Cli) -> Result<()> {
             .transpose()?,
         skip_simplify: a.skip_simplify,
     };
+    let calibration = match (&a.image, &a.preprocess) {
+        (Some(images), Some(pre)) => Some((images.clone(), pre.clone())),
+        _ => None,
+    };
+    let float_file = match &calibration {
+        None => a.output_file.clone(),
+        Some(_) => chain::float_path(&a.output_file, a.export_models)?,
+    };
     let model = convert(&opts)?;
-    model.write(&a.output_file)?;
+    model.write(&float_file)?;
     let g = &model.graph;
     println!(
         "{} -> {} ({} operators, soc {})",
         opts.model_file.display(),
-        a.output_file.display(),
+        float_file.display(),
         g.nodes.len(),
         model.soc.name
     );
@@ -103,6 +133,26 @@ fn run(cli: Cli) -> Result<()> {
     for &o in &g.outputs {
         let t = g.tensor(o);
         println!("  output {:<24} {} {:?}", t.name, t.dtype, t.shape);
+    }
+    if let Some((images, preprocess)) = calibration {
+        let cal = CalibrateOptions {
+            model: float_file.clone(),
+            images,
+            preprocess,
+            output: Some(a.output_file.clone()),
+            num_process: a.num_process.max(1),
+            level: QuantLevel::parse(&a.quant_level)?,
+            soc_version: opts.soc_version.clone(),
+            quant_param: a.quant_param.clone(),
+            ..CalibrateOptions::default()
+        };
+        let result = ipukit_calibrator::cli::calibrate_with_progress(&cal);
+        if !a.export_models {
+            let _ = std::fs::remove_file(&float_file);
+        }
+        let result = result?;
+        print!("{}", result.summary());
+        println!("{} -> {}", float_file.display(), result.output.display());
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod check;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod overrides;
 
 pub use check::{cosine, OutputAgreement};
@@ -19,7 +21,7 @@ use ipukit_config::InputConfig;
 use ipukit_ir::Graph;
 use ipukit_preprocess::{collect_inputs, InputContext, Preprocessor};
 use ipukit_quant::calibrate::{plan, Plan, PlanOptions, QuantLevel};
-use ipukit_quant::json::ImportReport;
+use ipukit_quant::json::{ExportOptions, ImportReport};
 use ipukit_quant::lower::{lower, LayerBits};
 use ipukit_quant::range::RangeMethod;
 use ipukit_quant::stats::{collect_files, input_contexts, CollectOptions, Progress};
@@ -138,6 +140,78 @@ pub struct Calibration {
     pub agreement: Option<OutputAgreement>,
     /// Every comparison made, with the number of 16-bit layers at that point.
     pub rounds: Vec<(usize, OutputAgreement)>,
+}
+
+impl Calibration {
+    /// The report the tools print: one line per layer (precision, measured 8-bit SQNR, why),
+    /// the totals, the imported parameters and the fixed-vs-float check.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        if let Some(rep) = &self.imported {
+            let n = rep.accepted.len();
+            let _ = writeln!(
+                s,
+                "quant_param: {n} entr{} imported",
+                if n == 1 { "y" } else { "ies" }
+            );
+            for r in &rep.rejected {
+                let _ = writeln!(s, "quant_param {r}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "{:<40} {:<18} {:>4} {:>8}  reason",
+            "layer", "op", "bits", "SQNR dB"
+        );
+        for l in &self.plan.layers {
+            let bits = match l.bits {
+                LayerBits::Int8 => "8",
+                LayerBits::Int16 => "16",
+            };
+            let sqnr = match l.noise {
+                Some(n) if n > 0.0 => format!("{:.1}", -10.0 * n.log10()),
+                Some(_) => "inf".into(),
+                None => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<40} {:<18} {:>4} {:>8}  {}",
+                l.node, l.op, bits, sqnr, l.reason
+            );
+        }
+        let n16 = self.plan.int16_count();
+        let _ = writeln!(
+            s,
+            "{} layers: {} in 8-bit mode, {n16} in 16-bit mode",
+            self.plan.layers.len(),
+            self.plan.layers.len() - n16
+        );
+        if let Some(a) = self.agreement {
+            let _ = writeln!(
+                s,
+                "fixed vs float on {} calibration input(s): output cosine min {:.6}, mean {:.6}",
+                a.inputs, a.min_cosine, a.mean_cosine
+            );
+        }
+        s
+    }
+}
+
+/// Writes the quantization parameters of the fixed model at `model` to `out` (the seeds'
+/// `save_quant_param.py` JSON) and returns the number of entries.
+pub fn save_quant_param(model: &Path, out: &Path, options: ExportOptions) -> Result<usize> {
+    let (graph, meta) = read_sim_file(model)?;
+    if meta.stage != Stage::Fixed {
+        return Err(CalibratorError::Usage(format!(
+            "{} is a {} model; quantization parameters come from a fixed model (*_fixed.sim)",
+            model.display(),
+            meta.stage.as_str()
+        )));
+    }
+    let entries = ipukit_quant::json::export_fixed(&graph, options);
+    ipukit_quant::json::write_json(out, &entries)?;
+    Ok(entries.len())
 }
 
 /// The default output path: `<dir>/<stem without _float>_fixed.sim`.
