@@ -140,6 +140,7 @@ fn bench_elementwise(c: &mut Criterion) {
         kind: PoolKind::Max,
         kernel: [5, 5],
         strides: [1, 1],
+        dilations: [1, 1],
         padding: Padding2d {
             top: 2,
             left: 2,

@@ -145,6 +145,7 @@ impl Builder {
                 kind: PoolKind::Max,
                 kernel: [k, k],
                 strides: [stride, stride],
+                dilations: [1, 1],
                 padding: Padding2d {
                     top: pad,
                     left: pad,

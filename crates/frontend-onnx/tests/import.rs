@@ -5,6 +5,7 @@
 
 mod onnx_builder;
 
+use ipukit_ir::ops::{MaxPool2dWithIndices, StorageOrder};
 use ipukit_ir::{DType, Op};
 use ipukit_onnx::{import_bytes, ImportOptions, Layout};
 use onnx_builder::{Attr, Model};
@@ -303,4 +304,152 @@ fn missing_file_uses_the_seeds_message() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, "Input graph file /nonexistent/m.onnx does not exist!");
+}
+
+fn max_pool_model(x: &[i64], outputs: &[&str], attrs: Vec<(&str, Attr)>) -> Model {
+    let mut m = Model::new(13);
+    m.input("x", x).node("MaxPool", &["x"], outputs, attrs);
+    for o in outputs {
+        m.output(o);
+    }
+    m
+}
+
+#[test]
+fn dilated_pools_keep_their_dilations() {
+    let m = max_pool_model(
+        &[1, 3, 8, 8],
+        &["y"],
+        vec![
+            ("kernel_shape", Attr::Is(vec![2, 3])),
+            ("dilations", Attr::Is(vec![2, 3])),
+            ("pads", Attr::Is(vec![1, 0, 1, 2])),
+        ],
+    );
+    let g = import_bytes(&m.bytes(), &ImportOptions::default()).unwrap();
+    let [n] = &g.nodes[..] else {
+        panic!("{:#?}", g.nodes)
+    };
+    let Op::Pool2d(p) = &n.op else {
+        panic!("{:?}", n.op)
+    };
+    assert_eq!((p.kernel, p.dilations), ([2, 3], [2, 3]));
+    // H: 8 + 2 − 3 + 1 = 8; W: 8 + 2 − 7 + 1 = 4 (NHWC).
+    assert_eq!(g.tensor(g.outputs[0]).shape, vec![1, 8, 4, 3]);
+
+    // 1-D: [N, C, L] is pooled as [N, C, 1, L].
+    let mut m = Model::new(19);
+    m.input("x", &[1, 2, 9])
+        .node(
+            "AveragePool",
+            &["x"],
+            &["y"],
+            vec![
+                ("kernel_shape", Attr::Is(vec![3])),
+                ("dilations", Attr::Is(vec![2])),
+            ],
+        )
+        .output("y");
+    let g = import_bytes(&m.bytes(), &ImportOptions::default()).unwrap();
+    let p = g
+        .nodes
+        .iter()
+        .find_map(|n| match &n.op {
+            Op::Pool2d(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((p.kernel, p.dilations), ([1, 3], [1, 2]));
+}
+
+#[test]
+fn max_pool_indices_come_from_one_two_output_node() {
+    let m = max_pool_model(
+        &[1, 2, 6, 6],
+        &["y", "i"],
+        vec![
+            ("kernel_shape", Attr::Is(vec![2, 2])),
+            ("strides", Attr::Is(vec![2, 2])),
+        ],
+    );
+    let opts = ImportOptions {
+        keep_onnx_layout: true,
+        ..Default::default()
+    };
+    let g = import_bytes(&m.bytes(), &opts).unwrap();
+    let with_indices: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::MaxPool2dWithIndices(_)))
+        .collect();
+    assert_eq!(with_indices.len(), 1, "{:#?}", g.nodes);
+    assert!(!g.nodes.iter().any(|n| matches!(n.op, Op::Pool2d(_))));
+    assert_eq!(with_indices[0].outputs.len(), 2);
+    // Both outputs keep the ONNX layout at the boundary; the indices are INT64.
+    let (y, i) = (g.tensor(g.outputs[0]), g.tensor(g.outputs[1]));
+    assert_eq!((y.name.as_str(), y.shape.clone()), ("y", vec![1, 2, 3, 3]));
+    assert_eq!(
+        (i.name.as_str(), i.shape.clone(), i.dtype),
+        ("i", vec![1, 2, 3, 3], DType::I64)
+    );
+
+    // Without the second output the plain pool is used.
+    let m = max_pool_model(
+        &[1, 3, 6, 6],
+        &["y"],
+        vec![("kernel_shape", Attr::Is(vec![2, 2]))],
+    );
+    let g = import_bytes(&m.bytes(), &ImportOptions::default()).unwrap();
+    assert!(matches!(g.nodes[..], [ref n] if matches!(n.op, Op::Pool2d(_))));
+}
+
+#[test]
+fn unsupported_pool_variants_are_named() {
+    let order = |v: i64| {
+        let m = max_pool_model(
+            &[1, 3, 6, 6],
+            &["y", "i"],
+            vec![
+                ("kernel_shape", Attr::Is(vec![2, 2])),
+                ("storage_order", Attr::I(v)),
+            ],
+        );
+        import_bytes(&m.bytes(), &ImportOptions::default()).map(|g| g.nodes[0].op.clone())
+    };
+    assert!(matches!(
+        order(1),
+        Ok(Op::MaxPool2dWithIndices(MaxPool2dWithIndices {
+            storage_order: StorageOrder::ColumnMajor,
+            ..
+        }))
+    ));
+    let e = order(2).unwrap_err().to_string();
+    assert!(
+        e.contains("MaxPool_0") && e.contains("storage_order 2"),
+        "{e}"
+    );
+
+    let mut m = Model::new(13);
+    m.input("x", &[1, 3, 6, 6])
+        .node(
+            "AveragePool",
+            &["x"],
+            &["y", "z"],
+            vec![("kernel_shape", Attr::Is(vec![2, 2]))],
+        )
+        .output("y");
+    let e = import_bytes(&m.bytes(), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("AveragePool_0") && e.contains("output 1"), "{e}");
+
+    let m = max_pool_model(
+        &[1, 1, 4, 4, 4],
+        &["y"],
+        vec![("kernel_shape", Attr::Is(vec![2, 2, 2]))],
+    );
+    let e = import_bytes(&m.bytes(), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MaxPool_0") && e.contains("1-D and 2-D"), "{e}");
 }

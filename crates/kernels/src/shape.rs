@@ -151,6 +151,72 @@ impl<const K: usize> Strided<K> {
     }
 }
 
+/// The taps of one axis of a pooling window that fall inside the input.
+///
+/// The window of output `o` has the taps `o·stride − pad_before + i·dilation`, `i < kernel`;
+/// those in `[0, len)` are `first, first + dilation, …` (`count` of them), and `padded` counts
+/// those in `[−pad_before, len + pad_after)` (ONNX: `ceil_mode` windows that run past the
+/// padding count only their part inside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WindowTaps {
+    /// Input position of the first tap inside the input (meaningless when `count` is 0).
+    pub first: usize,
+    /// Number of taps inside the input.
+    pub count: usize,
+    /// Number of taps inside the padded input.
+    pub padded: usize,
+}
+
+impl WindowTaps {
+    /// The input positions of the taps of a dense window (dilation 1).
+    #[inline]
+    pub fn dense(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.count
+    }
+
+    /// The input positions of the taps of a window with this dilation.
+    #[inline]
+    pub fn stepped(&self, dilation: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        let end = if self.count == 0 {
+            self.first
+        } else {
+            self.first + (self.count - 1) * dilation + 1
+        };
+        (self.first..end).step_by(dilation)
+    }
+}
+
+/// The [`WindowTaps`] of output `o` along an axis of length `len` (`stride`, `dilation`
+/// positive).
+#[inline]
+pub(crate) fn window_taps(
+    o: usize,
+    stride: usize,
+    kernel: usize,
+    dilation: usize,
+    pad_before: usize,
+    pad_after: usize,
+    len: usize,
+) -> WindowTaps {
+    let start = (o * stride) as isize - pad_before as isize;
+    let d = dilation as isize;
+    // Number of taps below position `bound`, i.e. with `start + i·d < bound`.
+    let below = |bound: isize| -> usize {
+        if bound <= start {
+            0
+        } else {
+            (((bound - start) + d - 1) / d).min(kernel as isize) as usize
+        }
+    };
+    let skipped = below(0);
+    let inside = below(len as isize).saturating_sub(skipped);
+    WindowTaps {
+        first: (start + skipped as isize * d).max(0) as usize,
+        count: inside,
+        padded: below((len + pad_after) as isize) - below(-(pad_before as isize)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +270,36 @@ mod tests {
             vec![2, 4, 3]
         );
         assert!(broadcast_all("t", &[&[2], &[3]]).is_err());
+    }
+
+    #[test]
+    fn window_taps_match_enumeration() {
+        for (len, k, d, s, pb, pa) in [
+            (5, 3, 1, 1, 1, 1),
+            (7, 3, 2, 2, 2, 1),
+            (4, 2, 3, 1, 3, 3),
+            (1, 2, 2, 1, 1, 1),
+        ] {
+            for o in 0..8 {
+                let start = (o * s) as isize - pb as isize;
+                let taps: Vec<isize> = (0..k).map(|i| start + (i * d) as isize).collect();
+                let inside: Vec<usize> = taps
+                    .iter()
+                    .filter(|&&t| t >= 0 && t < len as isize)
+                    .map(|&t| t as usize)
+                    .collect();
+                let padded = taps
+                    .iter()
+                    .filter(|&&t| t >= -(pb as isize) && t < (len + pa) as isize)
+                    .count();
+                let w = window_taps(o, s, k, d, pb, pa, len);
+                let got: Vec<usize> = w.stepped(d).collect();
+                if d == 1 {
+                    assert_eq!(w.dense().collect::<Vec<_>>(), got);
+                }
+                assert_eq!(got, inside, "len {len} k {k} d {d} o {o}");
+                assert_eq!((w.count, w.padded), (inside.len(), padded), "o {o}");
+            }
+        }
     }
 }

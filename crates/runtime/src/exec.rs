@@ -6,9 +6,10 @@
 use crate::buffer::DataMut;
 use crate::fixed;
 use crate::value::{DataRef, ValueView};
-use ipukit_ir::ops::{BinaryOp, ReduceOp, UnaryOp};
+use ipukit_ir::ops::{BinaryOp, PoolKind, ReduceOp, UnaryOp};
 use ipukit_ir::{DType, Op};
 use ipukit_kernels::float;
+use ipukit_kernels::int;
 use ipukit_kernels::math::{self, CastFrom, Side};
 use ipukit_kernels::{array, KernelError, Result};
 
@@ -131,9 +132,16 @@ pub(crate) fn check_supported(op: &Op, dtypes: &[DType]) -> Result<()> {
             all_f32(3)
         }
         Op::MatMul(_) => all_f32(2),
-        Op::Softmax(_) | Op::LogSoftmax(_) | Op::Pool2d(_) => x == DType::F32,
+        Op::Softmax(_) | Op::LogSoftmax(_) => x == DType::F32,
         // Nearest resize copies elements, so it runs on every type.
         Op::Resize(_) => x == DType::F32 || fixed::handles(op, x),
+        // Max pooling compares, so it runs on the integer activation types too.
+        Op::Pool2d(p) if p.kind == PoolKind::Max => matches!(
+            x,
+            DType::F32 | DType::U8 | DType::I8 | DType::I16 | DType::U16
+        ),
+        Op::Pool2d(_) => x == DType::F32,
+        Op::MaxPool2dWithIndices(_) => x != DType::Bool,
         Op::Binary(BinaryOp::And | BinaryOp::Or) => x == DType::Bool,
         Op::Binary(b) if b.is_logical() => true,
         Op::Binary(_) => x != DType::Bool,
@@ -191,6 +199,7 @@ pub(crate) fn execute(
     }
     let n_out = match op {
         Op::Split(s) => s.sizes.len(),
+        Op::MaxPool2dWithIndices(_) => 2,
         _ => 1,
     };
     if outs.len() != n_out {
@@ -303,7 +312,44 @@ pub(crate) fn execute(
             true,
             f32_out(op, &mut outs[0])?,
         ),
-        Op::Pool2d(p) => float::pool2d(p, f32_in(op, &x)?, x.shape, f32_out(op, &mut outs[0])?),
+        Op::Pool2d(p) => match (x.data, &mut outs[0].data) {
+            (DataRef::F32(v), DataMut::F32(o)) => float::pool2d(p, v, x.shape, o),
+            // Integer max pooling; `int::max_pool2d` rejects average pools.
+            (DataRef::U8(v), DataMut::U8(o)) => int::max_pool2d(p, v, x.shape, o),
+            (DataRef::I8(v), DataMut::I8(o)) => int::max_pool2d(p, v, x.shape, o),
+            (DataRef::I16(v), DataMut::I16(o)) => int::max_pool2d(p, v, x.shape, o),
+            (DataRef::U16(v), DataMut::U16(o)) => int::max_pool2d(p, v, x.shape, o),
+            (d, _) => Err(unsupported(op, d.dtype())),
+        },
+        Op::MaxPool2dWithIndices(p) => {
+            let [vals, idx] = outs else {
+                return Err(invalid(op, "expected two outputs"));
+            };
+            let DataMut::I64(idx) = &mut idx.data else {
+                return Err(invalid(op, "indices output must be INT64"));
+            };
+            let s = x.shape;
+            match (x.data, &mut vals.data) {
+                (DataRef::F32(v), DataMut::F32(o)) => {
+                    math::max_pool2d_with_indices(p, v, s, o, idx)
+                }
+                (DataRef::I64(v), DataMut::I64(o)) => {
+                    math::max_pool2d_with_indices(p, v, s, o, idx)
+                }
+                (DataRef::I32(v), DataMut::I32(o)) => {
+                    math::max_pool2d_with_indices(p, v, s, o, idx)
+                }
+                (DataRef::I16(v), DataMut::I16(o)) => {
+                    math::max_pool2d_with_indices(p, v, s, o, idx)
+                }
+                (DataRef::U16(v), DataMut::U16(o)) => {
+                    math::max_pool2d_with_indices(p, v, s, o, idx)
+                }
+                (DataRef::I8(v), DataMut::I8(o)) => math::max_pool2d_with_indices(p, v, s, o, idx),
+                (DataRef::U8(v), DataMut::U8(o)) => math::max_pool2d_with_indices(p, v, s, o, idx),
+                (d, _) => Err(unsupported(op, d.dtype())),
+            }
+        }
         Op::Reduce(r) => match (x.data, &mut outs[0].data) {
             (DataRef::F32(v), DataMut::F32(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),
             (DataRef::I64(v), DataMut::I64(o)) => math::reduce(r.op, v, x.shape, &r.axes, o),

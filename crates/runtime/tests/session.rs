@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ipukit_ir::ops::{
-    BinaryOp, Concat, Conv2d, CoordTransform, FusedActivation, Gather, NearestMode, Padding2d,
-    Pool2d, PoolKind, Reshape, Resize, ResizeMode, Slice, SliceAxis, Split, UnaryOp,
+    BinaryOp, Concat, Conv2d, CoordTransform, FusedActivation, Gather, MaxPool2dWithIndices,
+    NearestMode, Padding2d, Pool2d, PoolKind, Reshape, Resize, ResizeMode, Slice, SliceAxis, Split,
+    StorageOrder, UnaryOp,
 };
 use ipukit_ir::passes::{fold_constants, ConstEvaluator};
 use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
@@ -121,6 +122,7 @@ fn yolo_block() -> (Graph, Vec<usize>) {
             kind: PoolKind::Max,
             kernel: [5, 5],
             strides: [1, 1],
+            dilations: [1, 1],
             padding: Padding2d {
                 top: 2,
                 left: 2,
@@ -362,6 +364,7 @@ fn unsupported_types_fail_at_creation_with_the_op_and_type() {
                 },
                 kernel: [2, 2],
                 strides: [2, 2],
+                dilations: [1, 1],
                 padding: Padding2d::ZERO,
                 ceil_mode: false,
             }),
@@ -477,4 +480,103 @@ fn evaluator_reports_errors_instead_of_panicking() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("div") && e.contains("division by zero"), "{e}");
+}
+
+/// A graph of one pooling node on an input of `dtype` and NHWC `shape`.
+fn pool_graph(dtype: DType, shape: Vec<usize>, op: Op) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", dtype, shape);
+    let n_out = if matches!(op, Op::MaxPool2dWithIndices(_)) {
+        2
+    } else {
+        1
+    };
+    let names: Vec<String> = (0..n_out).map(|i| format!("y{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let outs = g.add_node("pool", op, vec![x], &refs).unwrap();
+    g.outputs.extend(outs);
+    g
+}
+
+fn max_pool(k: usize, s: usize, d: usize, pad: usize) -> Pool2d {
+    Pool2d {
+        kind: PoolKind::Max,
+        kernel: [k, k],
+        strides: [s, s],
+        dilations: [d, d],
+        padding: Padding2d {
+            top: pad,
+            left: pad,
+            bottom: pad,
+            right: pad,
+        },
+        ceil_mode: true,
+    }
+}
+
+#[test]
+fn max_pooling_runs_on_integer_tensors() {
+    let shape = vec![2, 7, 6, 3];
+    let len: usize = shape.iter().product();
+    let v: Vec<f32> = data(len, 5).iter().map(|x| (x * 100.0).round()).collect();
+    for pool in [max_pool(3, 2, 1, 1), max_pool(2, 1, 2, 1)] {
+        // Small integers pool exactly in f32: the float result is the reference.
+        let mut s = Session::new(
+            pool_graph(DType::F32, shape.clone(), Op::Pool2d(pool.clone())),
+            opts(2),
+        )
+        .unwrap();
+        let want = s
+            .run(vec![Value::new(shape.clone(), v.clone()).unwrap()])
+            .unwrap();
+        let want = want[0].as_f32().unwrap().to_vec();
+        let out_shape = {
+            let [oh, ow] = pool.out_hw(7, 6).unwrap();
+            vec![2, oh, ow, 3]
+        };
+        macro_rules! check {
+            ($t:ty, $dt:expr, $off:expr) => {{
+                let g = pool_graph($dt, shape.clone(), Op::Pool2d(pool.clone()));
+                let mut s = Session::new(g, opts(2)).unwrap();
+                let x: Vec<$t> = v.iter().map(|&f| (f + $off) as $t).collect();
+                let got = s.run(vec![Value::new(shape.clone(), x).unwrap()]).unwrap();
+                let w: Vec<$t> = want.iter().map(|&f| (f + $off) as $t).collect();
+                assert_eq!(got[0], Value::new(out_shape.clone(), w).unwrap(), "{}", $dt);
+            }};
+        }
+        check!(u8, DType::U8, 100.0);
+        check!(i8, DType::I8, 0.0);
+        check!(i16, DType::I16, -1000.0);
+        check!(u16, DType::U16, 1000.0);
+    }
+}
+
+#[test]
+fn max_pool_with_indices_gives_nchw_positions() {
+    // NHWC [1, 2, 2, 2]: channel 0 is [[1, 5], [3, 2]], channel 1 [[7, 0], [0, 7]] (a tie: the
+    // first in row-major order wins). NCHW positions: channel 0's 5 is at 1, channel 1's
+    // first 7 at 1·4 + 0 = 4.
+    let x = [1.0f32, 7.0, 5.0, 0.0, 3.0, 0.0, 2.0, 7.0];
+    let op = Op::MaxPool2dWithIndices(MaxPool2dWithIndices {
+        pool: max_pool(2, 2, 1, 0),
+        storage_order: StorageOrder::RowMajor,
+    });
+    let want_idx = Value::new(vec![1, 1, 1, 2], vec![1i64, 4]).unwrap();
+    let mut s = Session::new(
+        pool_graph(DType::F32, vec![1, 2, 2, 2], op.clone()),
+        opts(1),
+    )
+    .unwrap();
+    let out = s
+        .run(vec![Value::new(vec![1, 2, 2, 2], x.to_vec()).unwrap()])
+        .unwrap();
+    assert_eq!(out[0].as_f32().unwrap(), &[5.0, 7.0]);
+    assert_eq!(out[1], want_idx);
+    let mut s = Session::new(pool_graph(DType::U8, vec![1, 2, 2, 2], op), opts(1)).unwrap();
+    let xu: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+    let out = s
+        .run(vec![Value::new(vec![1, 2, 2, 2], xu).unwrap()])
+        .unwrap();
+    assert_eq!(out[0], Value::new(vec![1, 1, 1, 2], vec![5u8, 7]).unwrap());
+    assert_eq!(out[1], want_idx);
 }

@@ -23,8 +23,9 @@
 //! | `Where` | `SELECT_V2` | — |
 //! | `Cast` | `CAST` | — |
 //! | `Softmax` / `LogSoftmax` | `SOFTMAX` (beta 1) / `LOG_SOFTMAX` on the last axis | `IPU_Softmax` / `IPU_LogSoftmax` |
-//! | `Pool2d` max | `MAX_POOL_2D` when the padding is TFLite's SAME or VALID and the output size is TFLite's | `IPU_MaxPool2d` |
+//! | `Pool2d` max | `MAX_POOL_2D` when the window is dense (dilation 1), the padding is TFLite's SAME or VALID and the output size is TFLite's | `IPU_MaxPool2d` |
 //! | `Pool2d` average | `AVERAGE_POOL_2D`, same rules, and padding zero or `count_include_pad` false | `IPU_AvgPool2d` |
+//! | `MaxPool2dWithIndices` | — | `IPU_MaxPool2dWithIndices` |
 //! | `Reduce` Mean/Sum/Max/Min/Prod | `MEAN` `SUM` `REDUCE_MAX` `REDUCE_MIN` `REDUCE_PROD` | — |
 //! | `Reduce` L2 | — | `IPU_ReduceL2` |
 //! | `ArgReduce` | `ARG_MAX` / `ARG_MIN` (INT64 output) without `keep_dims` | `IPU_ArgMax` / `IPU_ArgMin` |
@@ -64,7 +65,7 @@
 //! | `IPU_Elu` | `alpha` |
 //! | `IPU_Softplus`, `IPU_Reciprocal`, `IPU_Erf`, `IPU_Identity` | none |
 //! | `IPU_Softmax`, `IPU_LogSoftmax` | `axis` |
-//! | `IPU_MaxPool2d`, `IPU_AvgPool2d` | `kernel` [h, w], `strides` [h, w], `padding` [top, left, bottom, right], `ceil_mode`, `count_include_pad` (average only) |
+//! | `IPU_MaxPool2d`, `IPU_AvgPool2d`, `IPU_MaxPool2dWithIndices` | `kernel` [h, w], `strides` [h, w], `padding` [top, left, bottom, right], `ceil_mode`, `dilations` [h, w] (absent: [1, 1]), `count_include_pad` (average only), `storage_order` (with indices only: 0 row-major, 1 column-major, as ONNX) |
 //! | `IPU_ReduceL2` | `axes`, `keep_dims` |
 //! | `IPU_ArgMax`, `IPU_ArgMin` | `axis`, `keep_dims` |
 //! | `IPU_Pad` | `pads` [before0, after0, before1, …], `mode` (`constant`/`reflect`/`edge`), `value` |
@@ -105,6 +106,8 @@ pub mod custom {
     pub const MAX_POOL: &str = "IPU_MaxPool2d";
     /// Average pool TFLite cannot express.
     pub const AVG_POOL: &str = "IPU_AvgPool2d";
+    /// Max pool that also outputs the index of every maximum.
+    pub const MAX_POOL_WITH_INDICES: &str = "IPU_MaxPool2dWithIndices";
     /// L2 reduction.
     pub const REDUCE_L2: &str = "IPU_ReduceL2";
     /// Arg-max keeping the axis.

@@ -15,9 +15,10 @@ use crate::tflite::{self as tfl, BuiltinOperator as B, BuiltinOptionsRef as BOR}
 use crate::write::GRAPH_FORMAT;
 use ipukit_ir::ops::{
     ArgReduce, ArgReduceKind, BinaryOp, Concat, Conv2d, DepthToSpace, DepthToSpaceMode,
-    DepthwiseConv2d, Expand, FullyConnected, FusedActivation, Gather, MatMul, Pad, PadMode,
-    Padding2d, Pool2d, PoolKind, Reduce, ReduceOp, Reshape, Resize, ResizeMode, Slice, SliceAxis,
-    Softmax, SpaceToDepth, Split, Tile, Transpose, TransposeConv2d, UnaryOp,
+    DepthwiseConv2d, Expand, FullyConnected, FusedActivation, Gather, MatMul, MaxPool2dWithIndices,
+    Pad, PadMode, Padding2d, Pool2d, PoolKind, Reduce, ReduceOp, Reshape, Resize, ResizeMode,
+    Slice, SliceAxis, Softmax, SpaceToDepth, Split, StorageOrder, Tile, Transpose, TransposeConv2d,
+    UnaryOp,
 };
 use ipukit_ir::{DType, Graph, Node, Op, QuantParams, Tensor, TensorData, TensorId};
 use planus::ReadAsRoot;
@@ -1090,6 +1091,7 @@ impl<'a> Reader<'a> {
                         kind,
                         kernel,
                         strides,
+                        dilations: [1, 1],
                         padding,
                         ceil_mode: flag("ceil_mode")?,
                     }),
@@ -1452,17 +1454,19 @@ impl<'a> Reader<'a> {
                         count_include_pad: o.bool("count_include_pad")?,
                     }
                 };
-                (
-                    Op::Pool2d(Pool2d {
-                        kind,
-                        kernel: o.pair("kernel")?,
-                        strides: o.pair("strides")?,
-                        padding: o.padding("padding")?,
-                        ceil_mode: o.bool("ceil_mode")?,
-                    }),
-                    one?,
-                )
+                (Op::Pool2d(pool_options(&o, kind)?), one?)
             }
+            custom::MAX_POOL_WITH_INDICES => (
+                Op::MaxPool2dWithIndices(MaxPool2dWithIndices {
+                    pool: pool_options(&o, PoolKind::Max)?,
+                    storage_order: match o.usize("storage_order")? {
+                        0 => StorageOrder::RowMajor,
+                        1 => StorageOrder::ColumnMajor,
+                        v => return Err(o.err("storage_order", format!("unknown value {v}"))),
+                    },
+                }),
+                one?,
+            ),
             custom::REDUCE_L2 => (
                 Op::Reduce(Reduce {
                     op: ReduceOp::L2,
@@ -1585,6 +1589,26 @@ impl<'a> Reader<'a> {
 
 /// One axis of a TFLite STRIDED_SLICE (without ellipsis/new-axis/shrink masks), following
 /// tensorflow/lite/kernels/internal/strided_slice_logic.h.
+/// The window of an `IPU_MaxPool2d`, `IPU_AvgPool2d` or `IPU_MaxPool2dWithIndices`
+/// (`dilations` is optional: files written before it existed hold dense windows).
+fn pool_options(o: &Opts<'_>, kind: PoolKind) -> Result<Pool2d> {
+    let dilations = match o.get("dilations") {
+        Some(_) => o.pair("dilations")?,
+        None => [1, 1],
+    };
+    if dilations.contains(&0) {
+        return Err(o.err("dilations", "must be positive".into()));
+    }
+    Ok(Pool2d {
+        kind,
+        kernel: o.pair("kernel")?,
+        strides: o.pair("strides")?,
+        dilations,
+        padding: o.padding("padding")?,
+        ceil_mode: o.bool("ceil_mode")?,
+    })
+}
+
 fn slice_axis(
     begin: i64,
     end: i64,

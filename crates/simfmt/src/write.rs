@@ -9,8 +9,8 @@ use crate::resize;
 use crate::tflite::{self as tfl, BuiltinOperator as B, BuiltinOptions as BO};
 use crate::version::{builtin_version, Sig};
 use ipukit_ir::ops::{
-    ArgReduceKind, BinaryOp, DepthToSpaceMode, FusedActivation, PadMode, Padding2d, PoolKind,
-    ReduceOp, ResizeMode, UnaryOp,
+    ArgReduceKind, BinaryOp, DepthToSpaceMode, FusedActivation, PadMode, Padding2d, Pool2d,
+    PoolKind, ReduceOp, ResizeMode, StorageOrder, UnaryOp,
 };
 use ipukit_ir::{DType, Graph, Node, Op, QuantParams, Tensor, TensorData, TensorId};
 use std::collections::{HashMap, HashSet};
@@ -460,7 +460,8 @@ impl<'g> Writer<'g> {
                     PoolKind::Average { count_include_pad } => (false, count_include_pad),
                 };
                 match mode {
-                    Some(mode) if !cip || p.padding.is_zero() => {
+                    // TFLite's pools have no dilation.
+                    Some(mode) if (!cip || p.padding.is_zero()) && p.dilations == [1, 1] => {
                         let mut e = Emit::builtin(
                             if max { B::MaxPool2d } else { B::AveragePool2d },
                             ins,
@@ -483,11 +484,7 @@ impl<'g> Writer<'g> {
                         e
                     }
                     _ => {
-                        let mut o = MapWriter::new()
-                            .uints("kernel", &p.kernel)
-                            .uints("strides", &p.strides)
-                            .uints("padding", &pad4(p.padding))
-                            .bool("ceil_mode", p.ceil_mode);
+                        let mut o = pool_options(p);
                         if !max {
                             o = o.bool("count_include_pad", cip);
                         }
@@ -499,6 +496,14 @@ impl<'g> Writer<'g> {
                         Emit::custom(code, ins, outs, o)
                     }
                 }
+            }
+            Op::MaxPool2dWithIndices(p) => {
+                let order = match p.storage_order {
+                    StorageOrder::RowMajor => 0,
+                    StorageOrder::ColumnMajor => 1,
+                };
+                let o = pool_options(&p.pool).uint("storage_order", order);
+                Emit::custom(custom::MAX_POOL_WITH_INDICES, ins, outs, o)
             }
             Op::Reduce(r) => {
                 let code = match r.op {
@@ -1189,6 +1194,21 @@ fn with_identifier(finished: &[u8]) -> Vec<u8> {
 }
 
 /// `[top, left, bottom, right]`.
+/// Options of the custom pooling operators: the window, and its `dilations` unless dense (so
+/// that files of dense pools read by older versions stay as they were).
+fn pool_options(p: &Pool2d) -> MapWriter {
+    let o = MapWriter::new()
+        .uints("kernel", &p.kernel)
+        .uints("strides", &p.strides)
+        .uints("padding", &pad4(p.padding))
+        .bool("ceil_mode", p.ceil_mode);
+    if p.dilations == [1, 1] {
+        o
+    } else {
+        o.uints("dilations", &p.dilations)
+    }
+}
+
 pub(crate) fn pad4(p: Padding2d) -> [usize; 4] {
     [p.top, p.left, p.bottom, p.right]
 }

@@ -107,6 +107,7 @@ fn variant(op: &Op) -> usize {
         Op::Expand(_) => 24,
         Op::Tile(_) => 25,
         Op::Identity => 26,
+        Op::MaxPool2dWithIndices(_) => 27,
     }
 }
 
@@ -120,7 +121,7 @@ fn test_graphs_cover_every_operator_and_dtype() {
         dtypes.extend(g.tensors.iter().map(|t| t.dtype.name()));
         quant |= g.tensors.iter().any(|t| t.quant.is_some());
     }
-    assert_eq!(ops.len(), 27, "covered: {ops:?}");
+    assert_eq!(ops.len(), 28, "covered: {ops:?}");
     assert_eq!(dtypes.len(), 8, "covered: {dtypes:?}");
     assert!(quant);
 }
@@ -166,6 +167,15 @@ fn operators_map_to_the_documented_codes() {
             "AveragePool2d",
             "IPU_AvgPool2d",
             "AveragePool2d",
+        ]
+    );
+    assert_eq!(
+        codes[12..16],
+        [
+            "IPU_MaxPool2d",
+            "IPU_AvgPool2d",
+            "IPU_MaxPool2dWithIndices",
+            "IPU_MaxPool2dWithIndices"
         ]
     );
     let codes = op_codes(&write_sim(&resizes(), &meta()).unwrap());

@@ -142,10 +142,21 @@ pub(crate) fn bind_nhwc(
     id: TensorId,
     one_d: bool,
 ) -> Result<()> {
+    bind_nhwc_at(ctx, nx, 0, id, one_d)
+}
+
+/// Binds ONNX output `i` to an NHWC result, undoing the 1-D lift if there was one.
+pub(crate) fn bind_nhwc_at(
+    ctx: &mut Ctx<'_>,
+    nx: &NodeCx<'_>,
+    i: usize,
+    id: TensorId,
+    one_d: bool,
+) -> Result<()> {
     if !one_d {
         nx.alias(
             ctx,
-            0,
+            i,
             Slot {
                 id,
                 perm: NHWC_PERM.to_vec(),
@@ -161,11 +172,11 @@ pub(crate) fn bind_nhwc(
             shape: vec![s[0], s[2], s[3]],
         }),
         vec![id],
-        nx.output(0),
+        nx.output(i),
     )?;
     nx.alias(
         ctx,
-        0,
+        i,
         Slot {
             id: out,
             perm: vec![0, 2, 1],

@@ -19,7 +19,7 @@ pub use array::{
 pub use conv::{window_out_len, Conv2d, DepthwiseConv2d, Padding2d, TransposeConv2d};
 pub use elementwise::{broadcast_shapes, BinaryOp, UnaryOp};
 pub use linear::{FullyConnected, MatMul};
-pub use pool::{MaxPool2dWithIndices, Pool2d, PoolKind};
+pub use pool::{MaxPool2dWithIndices, Pool2d, PoolKind, StorageOrder};
 pub use reduce::{ArgReduce, ArgReduceKind, Reduce, ReduceOp, Softmax};
 pub use fixed::{
     Dequantize, ImageInput, InputNormalize, OutRange, QAvgPool2d, QBinary, QBinaryKind,

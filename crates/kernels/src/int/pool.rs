@@ -1,49 +1,23 @@
 //! Pooling on integers (`docs/fixed-point.md` §7): max pooling (no arithmetic) and
 //! `QAvgPool2d`, NHWC.
 //!
-//! A window of output `(oy, ox)` starts at input row `oy·s − pad_top` and spans `KH` rows,
-//! clipped to the input; its *padded extent* is the window clipped to
-//! `[−pad_top, H + pad_bottom)` (ONNX: `ceil_mode` windows that run past the padding count
-//! only their part inside it). Max pooling ignores padding (a window with no input element
-//! gives the type's minimum). Average pooling sums `x − z_in` over the input elements of the
-//! window (INT64, exact), counts the input elements, or with `count_include_pad` the padded
-//! extent, and divides: `y = sat_out(z_out + div_round(acc · m, cnt · 2ⁿ))`; a window that
-//! counts nothing gives `sat_out(z_out)`.
+//! A window of output `(oy, ox)` has the input rows `oy·s − pad_top + i·d` for `i < KH` (`d`
+//! the dilation, 1 for a dense window), those inside the input; its *padded extent* is its
+//! rows in `[−pad_top, H + pad_bottom)` (ONNX: `ceil_mode` windows that run past the padding
+//! count only their part inside it); likewise for the columns. Max pooling ignores padding
+//! (a window with no input element gives the type's minimum). Average pooling sums
+//! `x − z_in` over the input elements of the window (INT64, exact), counts the input
+//! elements, or with `count_include_pad` the padded extent, and divides:
+//! `y = sat_out(z_out + div_round(acc · m, cnt · 2ⁿ))`; a window that counts nothing gives
+//! `sat_out(z_out)`.
 
 use super::arith::{check_out, check_requant, sat_out, QInt};
 use super::isa::{multiversion, Isa};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
+use crate::shape::{window_taps, WindowTaps};
 use ipukit_ir::ops::fixed::{QAvgPool2d, Requant};
 use ipukit_ir::ops::{Pool2d, PoolKind};
-
-/// One axis of a window: input range `[lo, hi)` and the padded-extent length.
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    lo: usize,
-    hi: usize,
-    padded: usize,
-}
-
-fn span(
-    o: usize,
-    stride: usize,
-    k: usize,
-    pad_before: usize,
-    pad_after: usize,
-    len: usize,
-) -> Span {
-    let start = (o * stride) as isize - pad_before as isize;
-    let end = start + k as isize;
-    let padded_end = end.min((len + pad_after) as isize);
-    let lo = start.max(0) as usize;
-    let hi = (end.min(len as isize).max(0) as usize).max(lo);
-    Span {
-        lo,
-        hi,
-        padded: (padded_end - start).max(0) as usize,
-    }
-}
 
 fn check_pool(op: &'static str, attrs: &Pool2d, x_shape: &[usize]) -> Result<[usize; 6]> {
     let &[n, h, w, c] = x_shape else {
@@ -52,8 +26,11 @@ fn check_pool(op: &'static str, attrs: &Pool2d, x_shape: &[usize]) -> Result<[us
             format!("input must be 4-D NHWC, got {x_shape:?}"),
         ));
     };
-    if attrs.strides.contains(&0) || attrs.kernel.contains(&0) {
-        return Err(invalid(op, "kernel and strides must be positive"));
+    if attrs.strides.contains(&0) || attrs.kernel.contains(&0) || attrs.dilations.contains(&0) {
+        return Err(invalid(
+            op,
+            "kernel, strides and dilations must be positive",
+        ));
     }
     let [oh, ow] = attrs.out_hw(h, w).ok_or_else(|| {
         invalid(
@@ -93,7 +70,13 @@ pub fn max_pool2d_isa<T: QInt>(
     if row == 0 {
         return Ok(());
     }
-    let g = Geo { h, w, c, oh };
+    let g = Geo {
+        h,
+        w,
+        c,
+        oh,
+        dil: attrs.dilations,
+    };
     par::for_rows(out, row, 1 << 13, |r0, chunk| {
         for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
             max_row(isa, attrs, x, g, r0 + r, dst);
@@ -108,24 +91,45 @@ struct Geo {
     w: usize,
     c: usize,
     oh: usize,
+    /// Dilations (H, W).
+    dil: [usize; 2],
 }
 
 #[inline(always)]
 fn max_row_body<T: QInt>(a: &Pool2d, x: &[T], g: Geo, row: usize, dst: &mut [T]) {
     let (b, oy) = (row / g.oh, row % g.oh);
     let p = a.padding;
-    let ys = span(oy, a.strides[0], a.kernel[0], p.top, p.bottom, g.h);
+    let [dh, dw] = g.dil;
+    let ys = window_taps(oy, a.strides[0], a.kernel[0], dh, p.top, p.bottom, g.h);
     let c = g.c;
     let lowest = T::from_i32(T::MIN_I32);
     for (ox, px) in dst.chunks_exact_mut(c).enumerate() {
-        let xs = span(ox, a.strides[1], a.kernel[1], p.left, p.right, g.w);
+        let xs = window_taps(ox, a.strides[1], a.kernel[1], dw, p.left, p.right, g.w);
         px.fill(lowest);
-        for y in ys.lo..ys.hi {
-            for xx in xs.lo..xs.hi {
-                let s = &x[((b * g.h + y) * g.w + xx) * c..][..c];
-                for (d, &v) in px.iter_mut().zip(s) {
-                    *d = if v > *d { v } else { *d };
-                }
+        if dh == 1 && dw == 1 {
+            max_window(x, g, b, ys.dense(), xs.dense(), px);
+        } else {
+            max_window(x, g, b, ys.stepped(dh), xs.stepped(dw), px);
+        }
+    }
+}
+
+/// `px[ch] = max(px[ch], x[b, y, x, ch])` over the window's rows and columns.
+#[inline(always)]
+fn max_window<T: QInt>(
+    x: &[T],
+    g: Geo,
+    b: usize,
+    rows: impl Iterator<Item = usize>,
+    cols: impl Iterator<Item = usize> + Clone,
+    px: &mut [T],
+) {
+    let c = g.c;
+    for y in rows {
+        for xx in cols.clone() {
+            let s = &x[((b * g.h + y) * g.w + xx) * c..][..c];
+            for (d, &v) in px.iter_mut().zip(s.iter()) {
+                *d = if v > *d { v } else { *d };
             }
         }
     }
@@ -183,43 +187,44 @@ pub fn qavg_pool2d_isa<X: QInt, O: QInt>(
     if row == 0 {
         return Ok(());
     }
-    let g = Geo { h, w, c, oh };
+    let g = Geo {
+        h,
+        w,
+        c,
+        oh,
+        dil: attrs.pool.dilations,
+    };
     par::for_rows(out, row, 1 << 12, |r0, chunk| {
         let mut acc = vec![0i64; c];
         for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
             let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
             let p = attrs.pool.padding;
-            let ys = span(
+            let [dh, dw] = g.dil;
+            let ys = window_taps(
                 oy,
                 attrs.pool.strides[0],
                 attrs.pool.kernel[0],
+                dh,
                 p.top,
                 p.bottom,
                 h,
             );
             for (ox, px) in dst.chunks_exact_mut(c).enumerate() {
-                let xs = span(
+                let xs = window_taps(
                     ox,
                     attrs.pool.strides[1],
                     attrs.pool.kernel[1],
+                    dw,
                     p.left,
                     p.right,
                     w,
                 );
-                window_sum(
-                    isa,
-                    x,
-                    g,
-                    b,
-                    [ys.lo, ys.hi],
-                    [xs.lo, xs.hi],
-                    attrs.input_zero_point as i64,
-                    &mut acc,
-                );
+                let z = attrs.input_zero_point as i64;
+                window_sum(isa, x, g, b, ys, xs, z, &mut acc);
                 let cnt = if count_include_pad {
                     ys.padded * xs.padded
                 } else {
-                    (ys.hi - ys.lo) * (xs.hi - xs.lo)
+                    ys.count * xs.count
                 } as u64;
                 for (o, &a) in px.iter_mut().zip(&acc) {
                     let r = if cnt == 0 {
@@ -235,37 +240,55 @@ pub fn qavg_pool2d_isa<X: QInt, O: QInt>(
     Ok(())
 }
 
-/// `acc[ch] = Σ (x − z)` over input rows `ys` and columns `xs` of image `b`.
+/// `acc[ch] = Σ (x − z)` over the input rows `ys` and columns `xs` of image `b`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn window_sum_body<X: QInt>(
     x: &[X],
     g: Geo,
     b: usize,
-    ys: [usize; 2],
-    xs: [usize; 2],
+    ys: WindowTaps,
+    xs: WindowTaps,
     z: i64,
     acc: &mut [i64],
 ) {
-    let c = g.c;
     acc.fill(0);
-    let count = ((ys[1] - ys[0]) * (xs[1] - xs[0])) as i64;
-    for y in ys[0]..ys[1] {
-        for xx in xs[0]..xs[1] {
+    let [dh, dw] = g.dil;
+    if dh == 1 && dw == 1 {
+        sum_window(x, g, b, ys.dense(), xs.dense(), acc);
+    } else {
+        sum_window(x, g, b, ys.stepped(dh), xs.stepped(dw), acc);
+    }
+    let count = (ys.count * xs.count) as i64;
+    for d in acc.iter_mut() {
+        *d -= count * z;
+    }
+}
+
+/// `acc[ch] += x[b, y, x, ch]` over the window's rows and columns.
+#[inline(always)]
+fn sum_window<X: QInt>(
+    x: &[X],
+    g: Geo,
+    b: usize,
+    rows: impl Iterator<Item = usize>,
+    cols: impl Iterator<Item = usize> + Clone,
+    acc: &mut [i64],
+) {
+    let c = g.c;
+    for y in rows {
+        for xx in cols.clone() {
             let s = &x[((b * g.h + y) * g.w + xx) * c..][..c];
             for (d, &v) in acc.iter_mut().zip(s) {
                 *d += v.into() as i64;
             }
         }
     }
-    for d in acc.iter_mut() {
-        *d -= count * z;
-    }
 }
 
 multiversion!(
     /// Window sums of one output pixel.
-    fn window_sum<X: QInt> = window_sum_body(x: &[X], g: Geo, b: usize, ys: [usize; 2], xs: [usize; 2], z: i64, acc: &mut [i64])
+    fn window_sum<X: QInt> = window_sum_body(x: &[X], g: Geo, b: usize, ys: WindowTaps, xs: WindowTaps, z: i64, acc: &mut [i64])
 );
 
 #[cfg(test)]
@@ -277,7 +300,8 @@ mod tests {
     use ipukit_ir::DType;
     use proptest::prelude::*;
 
-    /// ONNX Runtime's pooling loop (as in the float tests) with §7's integer arithmetic.
+    /// ONNX Runtime's pooling loop (as in the float tests, taps enumerated one by one so that
+    /// dilation is covered) with §7's integer arithmetic.
     fn naive<X: QInt>(a: &Pool2d, q: Option<&QAvgPool2d>, x: &[X], xs: [usize; 4]) -> Vec<i32> {
         let [n, h, w, c] = xs;
         let [oh, ow] = a.out_hw(h, w).unwrap();
@@ -288,14 +312,23 @@ mod tests {
                 for ox in 0..ow {
                     let hs = (oy * a.strides[0]) as i64 - p.top as i64;
                     let ws = (ox * a.strides[1]) as i64 - p.left as i64;
-                    let he = (hs + a.kernel[0] as i64).min((h + p.bottom) as i64);
-                    let we = (ws + a.kernel[1] as i64).min((w + p.right) as i64);
-                    let pool_size = (he - hs) * (we - ws);
-                    let (hs2, ws2) = (hs.max(0), ws.max(0));
-                    let (he2, we2) = (he.min(h as i64), we.min(w as i64));
+                    let ty: Vec<i64> = (0..a.kernel[0])
+                        .map(|i| hs + (i * a.dilations[0]) as i64)
+                        .collect();
+                    let tx: Vec<i64> = (0..a.kernel[1])
+                        .map(|i| ws + (i * a.dilations[1]) as i64)
+                        .collect();
+                    // Taps inside the padded input (ceil_mode windows may run past it).
+                    let in_pad = |t: &[i64], len: usize, after: usize| {
+                        t.iter().filter(|&&v| v < (len + after) as i64).count() as i64
+                    };
+                    let pool_size = in_pad(&ty, h, p.bottom) * in_pad(&tx, w, p.right);
+                    let ry: Vec<i64> = ty.into_iter().filter(|&v| v >= 0 && v < h as i64).collect();
+                    let rx: Vec<i64> = tx.into_iter().filter(|&v| v >= 0 && v < w as i64).collect();
                     for ch in 0..c {
-                        let vals: Vec<i128> = (hs2..he2)
-                            .flat_map(|y| (ws2..we2).map(move |xx| (y, xx)))
+                        let vals: Vec<i128> = ry
+                            .iter()
+                            .flat_map(|&y| rx.iter().map(move |&xx| (y, xx)))
                             .map(|(y, xx)| {
                                 x[((b * h + y as usize) * w + xx as usize) * c + ch].into() as i128
                             })
@@ -334,14 +367,18 @@ mod tests {
 
     prop_compose! {
         fn pool_case()(kh in 1usize..5, kw in 1usize..5, sh in 1usize..4, sw in 1usize..4,
+                       dilated in any::<bool>(), dh in 1usize..4, dw in 1usize..4,
                        pads in proptest::array::uniform4(0usize..3), ceil in any::<bool>(),
                        cip in any::<bool>(), n in 1usize..3, h in 1usize..9, w in 1usize..9, c in 1usize..20)
             -> (Pool2d, [usize; 4]) {
-            // ONNX requires pads smaller than the kernel.
-            let padding = Padding2d { top: pads[0].min(kh - 1), left: pads[1].min(kw - 1), bottom: pads[2].min(kh - 1), right: pads[3].min(kw - 1) };
-            let h = h.max(kh);
-            let w = w.max(kw);
-            (Pool2d { kind: PoolKind::Average { count_include_pad: cip }, kernel: [kh, kw], strides: [sh, sw], padding, ceil_mode: ceil }, [n, h, w, c])
+            // Half the cases dense, half with dilations 1..4 per axis.
+            let dilations = if dilated { [dh, dw] } else { [1, 1] };
+            let span = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1];
+            // ONNX requires pads smaller than the (dilated) window.
+            let padding = Padding2d { top: pads[0].min(span[0] - 1), left: pads[1].min(span[1] - 1), bottom: pads[2].min(span[0] - 1), right: pads[3].min(span[1] - 1) };
+            let h = h.max(span[0]);
+            let w = w.max(span[1]);
+            (Pool2d { kind: PoolKind::Average { count_include_pad: cip }, kernel: [kh, kw], strides: [sh, sw], dilations, padding, ceil_mode: ceil }, [n, h, w, c])
         }
     }
 
@@ -412,6 +449,7 @@ mod tests {
             },
             kernel: [20, 20],
             strides: [1, 1],
+            dilations: [1, 1],
             padding: Padding2d::ZERO,
             ceil_mode: false,
         };
@@ -422,6 +460,7 @@ mod tests {
             },
             kernel: [5, 5],
             strides: [1, 1],
+            dilations: [1, 1],
             padding: Padding2d {
                 top: 2,
                 left: 2,
@@ -431,6 +470,12 @@ mod tests {
             ceil_mode: false,
         };
         check::<i16, i16>(&mp, [1, 20, 20, 64], 4, 2).unwrap();
+        // Dilated windows (spans 9 × 13) on enough channels for the SIMD paths.
+        let dp = Pool2d {
+            dilations: [2, 3],
+            ..mp.clone()
+        };
+        check::<u8, i16>(&dp, [1, 20, 20, 64], 5, 2).unwrap();
     }
 
     #[test]
@@ -444,6 +489,7 @@ mod tests {
                 },
                 kernel: [2, 2],
                 strides: [2, 2],
+                dilations: [1, 1],
                 padding: Padding2d::ZERO,
                 ceil_mode: false,
             },
@@ -466,6 +512,7 @@ mod tests {
             kind: PoolKind::Max,
             kernel: [3, 3],
             strides: [1, 1],
+            dilations: [1, 1],
             padding: Padding2d {
                 top: 1,
                 left: 1,

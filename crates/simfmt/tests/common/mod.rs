@@ -108,6 +108,7 @@ pub fn pool(kind: PoolKind, k: usize, s: usize, p: Padding2d, ceil_mode: bool) -
         kind,
         kernel: [k, k],
         strides: [s, s],
+        dilations: [1, 1],
         padding: p,
         ceil_mode,
     })
@@ -328,6 +329,27 @@ pub fn reductions() -> Graph {
     ] {
         let t = b.op(p, &[x]);
         b.out(t);
+    }
+    // Dilated windows (TFLite's pools have none -> custom), and max pooling with indices.
+    let dilate = |op: Op, dilations: [usize; 2]| match op {
+        Op::Pool2d(p) => Pool2d { dilations, ..p },
+        _ => unreachable!(),
+    };
+    for (p, d) in [
+        (pool(PoolKind::Max, 3, 1, pad(0, 0, 0, 0), false), [2, 3]), // VALID-sized, still custom
+        (pool(avg(true), 2, 2, pad(1, 0, 1, 1), true), [2, 1]),
+    ] {
+        let t = b.op(Op::Pool2d(dilate(p, d)), &[x]);
+        b.out(t);
+    }
+    for storage_order in [StorageOrder::RowMajor, StorageOrder::ColumnMajor] {
+        let with_indices = MaxPool2dWithIndices {
+            pool: dilate(pool(PoolKind::Max, 2, 2, pad(0, 1, 1, 0), true), [1, 2]),
+            storage_order,
+        };
+        for t in b.op_n(Op::MaxPool2dWithIndices(with_indices), &[x], 2) {
+            b.out(t);
+        }
     }
     for op in [
         ReduceOp::Mean,
