@@ -1,8 +1,8 @@
 //! `cargo xtask demo`: the main job end to end on the bundled default model.
 //!
 //! Builds the tools and runs them as a user would, printing each command: convert the PP-OCR
-//! text-direction classifier in `fixtures/default/`, then every later stage that the tools
-//! offer, and classify the two bundled text lines with the last model produced.
+//! text-direction classifier in `fixtures/default/`, calibrate it into a fixed-point model,
+//! and classify the two bundled text lines with the float and the fixed model.
 
 use crate::util::{repo_root, run_capture, show};
 use anyhow::{bail, Context, Result};
@@ -63,38 +63,58 @@ pub fn run() -> Result<()> {
             .arg("--output_file")
             .arg(&float_sim),
     )?;
-    let last = float_sim;
+    let fixed_sim = work.join("ppocr_cls_fixed.sim");
+    // Calibration on the bundled images (a real deployment calibrates on many more).
+    let out = step(
+        tool(&bin_dir, "ipu-calibrator")
+            .arg("-m")
+            .arg(&float_sim)
+            .arg("-i")
+            .arg(&fixtures)
+            .arg("-n")
+            .arg(&pre)
+            .arg("-o")
+            .arg(&fixed_sim),
+    )?;
+    for line in out
+        .lines()
+        .filter(|l| l.contains("layers:") || l.contains("fixed vs float"))
+    {
+        println!("  {line}");
+    }
 
     println!();
-    for img in &images {
-        let out = step(
-            tool(&bin_dir, "ipu-simulator")
-                .current_dir(&work)
-                .arg("-i")
-                .arg(img)
-                .arg("-m")
-                .arg(&last)
-                .arg("-n")
-                .arg(&pre)
-                .args(["-c", "Classification"]),
-        )?;
-        let top = out
-            .lines()
-            .find(|l| l.contains("top-5"))
-            .unwrap_or("")
-            .to_string();
-        let class = top
-            .split("top-5")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|c| c.parse::<usize>().ok());
-        let name = img
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match class.and_then(|c| LABELS.get(c).map(|l| (c, l))) {
-            Some((c, label)) => println!("=> {name}: class {c}, {label}\n"),
-            None => bail!("unexpected simulator output: {out}"),
+    for (stage, last) in [("float", &float_sim), ("fixed", &fixed_sim)] {
+        for img in &images {
+            let out = step(
+                tool(&bin_dir, "ipu-simulator")
+                    .current_dir(&work)
+                    .arg("-i")
+                    .arg(img)
+                    .arg("-m")
+                    .arg(last)
+                    .arg("-n")
+                    .arg(&pre)
+                    .args(["-c", "Classification"]),
+            )?;
+            let top = out
+                .lines()
+                .find(|l| l.contains("top-5"))
+                .unwrap_or("")
+                .to_string();
+            let class = top
+                .split("top-5")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|c| c.parse::<usize>().ok());
+            let name = img
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match class.and_then(|c| LABELS.get(c).map(|l| (c, l))) {
+                Some((c, label)) => println!("=> {stage} model, {name}: class {c}, {label}\n"),
+                None => bail!("unexpected simulator output: {out}"),
+            }
         }
     }
     println!("demo done; the models are in {}", work.display());
