@@ -354,6 +354,11 @@ impl MapWriter {
         self
     }
 
+    pub(crate) fn ints(mut self, k: &str, v: &[i64]) -> Self {
+        self.entries.push((k.into(), Entry::Ints(v.to_vec())));
+        self
+    }
+
     pub(crate) fn floats(mut self, k: &str, v: &[f32]) -> Self {
         self.entries.push((k.into(), Entry::Floats(v.to_vec())));
         self

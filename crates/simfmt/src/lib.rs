@@ -8,6 +8,9 @@
 //!   model made only of such operators runs in the TFLite interpreter and opens in Netron;
 //! * every other operator is a custom operator whose `custom_code` starts with `IPU_` and whose
 //!   options are a flexbuffer map (see [`mapping`] for the full table);
+//! * fixed-point operators (`docs/fixed-point.md`) are always custom operators holding every
+//!   multiplier, shift, zero point and range in their options, with their tables as constant
+//!   tensors, so that a `*_fixed.sim` alone defines its integer arithmetic;
 //! * tensor quantization lives in TFLite's `QuantizationParameters`;
 //! * ipukit's own data ([`SimMetadata`], node names, and the few IR attributes TFLite cannot
 //!   express, such as `ceil_mode` on a pool whose output size it does not change) lives in
@@ -36,6 +39,7 @@
 
 mod error;
 mod file;
+mod fixed;
 mod flex;
 pub mod mapping;
 mod meta;

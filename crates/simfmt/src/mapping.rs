@@ -76,6 +76,31 @@
 //!
 //! Enumerations are stored as the ONNX spellings (`half_pixel`, `round_prefer_floor`, …) and
 //! activations as TFLite's (`NONE`, `RELU`, `RELU6`, `RELU_N1_TO_1`).
+//!
+//! Fixed-point operators (`docs/fixed-point.md`) are always custom operators named after the
+//! IR operator, with every integer parameter in the options, so that the file defines the
+//! arithmetic bit for bit. A multiplier is `multiplier` and `shift`; per-channel multipliers
+//! are the lists `multipliers` and `shifts`; the output range is `out_zero_point`, `out_min`,
+//! `out_max`, with `out_type` (`INT16`, `UINT8`, …) where the operator chooses its output
+//! type. Tables are constant tensors appended as the last input, not options.
+//!
+//! | custom code | inputs | options |
+//! |---|---|---|
+//! | `IPU_QConv2d` | x, weight, bias? | `strides`, `dilations`, `padding`, `groups`, `input_zero_point`, `multipliers`, `shifts`, `out_type`, out range |
+//! | `IPU_QDepthwiseConv2d` | x, weight, bias? | `strides`, `dilations`, `padding`, `depth_multiplier`, then as `IPU_QConv2d` |
+//! | `IPU_QTransposeConv2d` | x, weight, bias? | `strides`, `dilations`, `padding`, `output_padding`, `groups`, then as `IPU_QConv2d` |
+//! | `IPU_QFullyConnected` | x, weight, bias? | `input_zero_point`, `multipliers`, `shifts`, `out_type`, out range |
+//! | `IPU_QMatMul` | a, b | `multiplier`, `shift`, out range |
+//! | `IPU_QBinary` | a, b | `op` (`add`/`sub`/`max`/`min`: `multiplier_a`, `multiplier_b`, `shift`; `mul`/`div`: `multiplier`, `shift`), out range |
+//! | `IPU_QRescale` | x | `input_zero_point`, `positive_multipliers`, `positive_shifts`, `negative_multipliers`, `negative_shifts`, `out_type`, out range |
+//! | `IPU_QLut` | x, table (INT16 \[1025\]) | none |
+//! | `IPU_QSoftmax` | x, exp table (INT32 \[1025\]) | `axis` |
+//! | `IPU_QAvgPool2d` | x | `kernel`, `strides`, `dilations`, `padding`, `ceil_mode`, `count_include_pad`, `input_zero_point`, `multiplier`, `shift`, `out_type`, out range |
+//! | `IPU_QReduce` | x | `op` (`mean`/`sum`), `axes`, `keep_dims`, `input_zero_point`, `multiplier`, `shift`, `out_type`, out range |
+//! | `IPU_QResize` | x | the options of `IPU_Resize`, `input_zero_point`, `multiplier`, `shift`, `out_type`, out range |
+//! | `IPU_Quantize` | x | `scale` (float), `zero_point`, `out_type` |
+//! | `IPU_Dequantize` | x | `scale` (float), `zero_point` |
+//! | `IPU_InputNormalize` | image | `image` (`interleaved`/`nv12`), `to_gray` (nv12 only), `source_channels`, `mean`, `multipliers`, `shifts` |
 
 use ipukit_ir::ops::{CoordTransform, FusedActivation, NearestMode};
 
@@ -124,6 +149,36 @@ pub mod custom {
     pub const DEPTH_TO_SPACE: &str = "IPU_DepthToSpace";
     /// Transposed convolution TFLite cannot express.
     pub const TRANSPOSE_CONV: &str = "IPU_TransposeConv2d";
+    /// Quantized convolution (`QConv2d`).
+    pub const Q_CONV: &str = "IPU_QConv2d";
+    /// Quantized depthwise convolution (`QDepthwiseConv2d`).
+    pub const Q_DEPTHWISE_CONV: &str = "IPU_QDepthwiseConv2d";
+    /// Quantized transposed convolution (`QTransposeConv2d`).
+    pub const Q_TRANSPOSE_CONV: &str = "IPU_QTransposeConv2d";
+    /// Quantized fully-connected layer (`QFullyConnected`).
+    pub const Q_FULLY_CONNECTED: &str = "IPU_QFullyConnected";
+    /// Quantized matrix product (`QMatMul`).
+    pub const Q_MATMUL: &str = "IPU_QMatMul";
+    /// Quantized element-wise binary operation (`QBinary`).
+    pub const Q_BINARY: &str = "IPU_QBinary";
+    /// Rescale (`QRescale`).
+    pub const Q_RESCALE: &str = "IPU_QRescale";
+    /// Table lookup (`QLut`).
+    pub const Q_LUT: &str = "IPU_QLut";
+    /// Quantized softmax (`QSoftmax`).
+    pub const Q_SOFTMAX: &str = "IPU_QSoftmax";
+    /// Quantized average pooling (`QAvgPool2d`).
+    pub const Q_AVG_POOL: &str = "IPU_QAvgPool2d";
+    /// Quantized mean or sum (`QReduce`).
+    pub const Q_REDUCE: &str = "IPU_QReduce";
+    /// Quantized bilinear resize (`QResize`).
+    pub const Q_RESIZE: &str = "IPU_QResize";
+    /// Float to integer (`Quantize`).
+    pub const QUANTIZE: &str = "IPU_Quantize";
+    /// Integer to float (`Dequantize`, the seeds' Fix2Float).
+    pub const DEQUANTIZE: &str = "IPU_Dequantize";
+    /// The board's image to the model input (`InputNormalize`).
+    pub const INPUT_NORMALIZE: &str = "IPU_InputNormalize";
 }
 
 pub(crate) fn coord_name(c: CoordTransform) -> &'static str {

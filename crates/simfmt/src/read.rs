@@ -36,7 +36,8 @@ impl From<planus::Error> for SimError {
 /// (a plain `.tflite`, a `.sim` from another toolchain) are read on a best-effort basis: node
 /// names default to the name of their first output, a zero `PAD` feeding only a VALID
 /// convolution is folded into the convolution's padding, and a missing stage is inferred from
-/// the presence of quantization parameters. Anything ipukit cannot represent is an
+/// the presence of quantization parameters or fixed-point operators (a file that says `float`
+/// but has fixed-point operators is corrupt). Anything ipukit cannot represent is an
 /// [`SimError::Unsupported`]; anything broken is an [`SimError::Corrupt`] or
 /// [`SimError::NotRecognized`].
 pub fn read_sim(bytes: &[u8]) -> Result<(Graph, SimMetadata)> {
@@ -1578,6 +1579,11 @@ impl<'a> Reader<'a> {
                     self.data_inputs(i, 2, true)?,
                 )
             }
+            code if crate::fixed::is_fixed_code(code) => {
+                let d = crate::fixed::decode(code, map, &self.ops[i].inputs, &self.tensors)?;
+                self.attr.extend(d.table);
+                (d.op, d.inputs)
+            }
             other => {
                 return Err(unsupported(format!(
                     "custom operator '{other}' is not an ipukit operator"
@@ -1717,6 +1723,7 @@ fn sim_metadata(entries: &BTreeMap<String, Vec<u8>>, graph: &Graph) -> Result<Si
             })
             .transpose()
     };
+    let fixed_ops = graph.nodes.iter().any(|n| n.op.is_fixed_point());
     let stage = match text(meta::STAGE)? {
         Some(s) => Stage::parse(&s).ok_or_else(|| {
             corrupt(format!(
@@ -1724,9 +1731,15 @@ fn sim_metadata(entries: &BTreeMap<String, Vec<u8>>, graph: &Graph) -> Result<Si
                 meta::STAGE
             ))
         })?,
-        None if graph.tensors.iter().any(|t| t.quant.is_some()) => Stage::Fixed,
+        None if graph.tensors.iter().any(|t| t.quant.is_some()) || fixed_ops => Stage::Fixed,
         None => Stage::Float,
     };
+    if stage == Stage::Float && fixed_ops {
+        return Err(corrupt(format!(
+            "metadata '{}' says float, but the model has fixed-point operators",
+            meta::STAGE
+        )));
+    }
     let extra = entries
         .iter()
         .filter_map(|(k, v)| {

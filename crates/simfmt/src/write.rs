@@ -3,7 +3,7 @@
 use crate::error::{unwritable, Result};
 use crate::flex::MapWriter;
 use crate::mapping::{activation_name, coord_name, custom, nearest_name};
-use crate::meta::{self, SimMetadata};
+use crate::meta::{self, SimMetadata, Stage};
 use crate::padding;
 use crate::resize;
 use crate::tflite::{self as tfl, BuiltinOperator as B, BuiltinOptions as BO};
@@ -23,7 +23,8 @@ pub(crate) const GRAPH_FORMAT: i64 = 1;
 /// The graph must be valid ([`Graph::validate`]). The output depends only on the graph and the
 /// metadata, so writing the same model twice gives identical bytes. Fails if the graph is
 /// invalid, a dimension or attribute does not fit TFLite's 32-bit fields, or an
-/// [`SimMetadata::extra`] key is not a plain name.
+/// [`SimMetadata::extra`] key is not a plain name, or the graph has fixed-point operators and
+/// the stage is not [`Stage::Fixed`].
 pub fn write_sim(graph: &Graph, meta: &SimMetadata) -> Result<Vec<u8>> {
     graph
         .validate()
@@ -32,6 +33,15 @@ pub fn write_sim(graph: &Graph, meta: &SimMetadata) -> Result<Vec<u8>> {
         if !meta::valid_extra_key(key) {
             return Err(unwritable(format!(
                 "metadata key '{key}' must be non-empty ASCII letters, digits, '_', '-' or '.'"
+            )));
+        }
+    }
+    if meta.stage == Stage::Float {
+        if let Some(n) = graph.nodes.iter().find(|n| n.op.is_fixed_point()) {
+            return Err(unwritable(format!(
+                "node '{}' is a fixed-point operator ({}): the stage must be fixed",
+                n.name,
+                n.op.name()
             )));
         }
     }
@@ -860,12 +870,16 @@ impl<'g> Writer<'g> {
                 Emit::builtin(B::Tile, vec![ins[0], m], outs, None)
             }
             Op::Identity => Emit::custom(custom::IDENTITY, ins, outs, MapWriter::new()),
-            // TODO(fixed .sim): fixed-point operators are being given custom encodings.
             op => {
-                return Err(crate::error::unsupported(format!(
-                    "{} cannot be written to .sim yet",
-                    op.name()
-                )))
+                let f = crate::fixed::encode(op)
+                    .ok_or_else(|| unwritable(format!("{} has no .sim encoding", op.name())))?;
+                let mut ins = ins;
+                if let Some((suffix, data)) = f.table {
+                    let name = self.unique_name(format!("{}/{suffix}", n.name));
+                    let bytes = Some(data.to_le_bytes());
+                    ins.push(self.add_tensor(name, data.dtype(), &[data.len()], None, bytes)?);
+                }
+                Emit::custom(f.code, ins, outs, f.options)
             }
         };
         if e.sig.in0.is_none() {

@@ -16,4 +16,8 @@ fn write_fuzz_seeds() {
         let bytes = write_sim(&g, &SimMetadata::new(Stage::Float, "seed")).unwrap();
         std::fs::write(dir.join(format!("{name}.sim")), bytes).unwrap();
     }
+    for (name, g) in common::fixed::fixed_graphs() {
+        let bytes = write_sim(&g, &SimMetadata::new(Stage::Fixed, "seed")).unwrap();
+        std::fs::write(dir.join(format!("{name}.sim")), bytes).unwrap();
+    }
 }

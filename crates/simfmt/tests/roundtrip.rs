@@ -47,12 +47,29 @@ fn op_codes(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The float test graphs with [`meta`], then the fixed-point ones with the stage `fixed`.
+fn graphs_and_metadata() -> Vec<(&'static str, Graph, SimMetadata)> {
+    let fixed = SimMetadata {
+        stage: Stage::Fixed,
+        ..meta()
+    };
+    all_graphs()
+        .into_iter()
+        .map(|(n, g)| (n, g, meta()))
+        .chain(
+            fixed::fixed_graphs()
+                .into_iter()
+                .map(|(n, g)| (n, g, fixed.clone())),
+        )
+        .collect()
+}
+
 #[test]
 fn every_graph_round_trips_exactly() {
-    for (name, g) in all_graphs() {
-        let bytes = write_sim(&g, &meta()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (name, g, meta) in graphs_and_metadata() {
+        let bytes = write_sim(&g, &meta).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (back, m) = read_sim(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(m, meta(), "{name}");
+        assert_eq!(m, meta, "{name}");
         if back != g {
             for (a, b) in g.nodes.iter().zip(&back.nodes) {
                 assert_eq!(a, b, "{name}: first differing node");
@@ -67,9 +84,9 @@ fn every_graph_round_trips_exactly() {
 
 #[test]
 fn writing_is_deterministic() {
-    for (name, g) in all_graphs() {
-        let a = write_sim(&g, &meta()).unwrap();
-        let b = write_sim(&g.clone(), &meta()).unwrap();
+    for (name, g, meta) in graphs_and_metadata() {
+        let a = write_sim(&g, &meta).unwrap();
+        let b = write_sim(&g.clone(), &meta).unwrap();
         assert_eq!(a, b, "{name}");
         let (back, m) = read_sim(&a).unwrap();
         assert_eq!(write_sim(&back, &m).unwrap(), a, "{name}: rewrite differs");
@@ -108,6 +125,21 @@ fn variant(op: &Op) -> usize {
         Op::Tile(_) => 25,
         Op::Identity => 26,
         Op::MaxPool2dWithIndices(_) => 27,
+        Op::QConv2d(_) => 28,
+        Op::QDepthwiseConv2d(_) => 29,
+        Op::QTransposeConv2d(_) => 30,
+        Op::QFullyConnected(_) => 31,
+        Op::QMatMul(_) => 32,
+        Op::QBinary(_) => 33,
+        Op::QRescale(_) => 34,
+        Op::QLut(_) => 35,
+        Op::QSoftmax(_) => 36,
+        Op::QAvgPool2d(_) => 37,
+        Op::QReduce(_) => 38,
+        Op::QResize(_) => 39,
+        Op::Quantize(_) => 40,
+        Op::Dequantize(_) => 41,
+        Op::InputNormalize(_) => 42,
     }
 }
 
@@ -116,12 +148,12 @@ fn test_graphs_cover_every_operator_and_dtype() {
     let mut ops = BTreeSet::new();
     let mut dtypes = BTreeSet::new();
     let mut quant = false;
-    for (_, g) in all_graphs() {
+    for (_, g, _) in graphs_and_metadata() {
         ops.extend(g.nodes.iter().map(|n| variant(&n.op)));
         dtypes.extend(g.tensors.iter().map(|t| t.dtype.name()));
         quant |= g.tensors.iter().any(|t| t.quant.is_some());
     }
-    assert_eq!(ops.len(), 28, "covered: {ops:?}");
+    assert_eq!(ops.len(), 43, "covered: {ops:?}");
     assert_eq!(dtypes.len(), 8, "covered: {dtypes:?}");
     assert!(quant);
 }

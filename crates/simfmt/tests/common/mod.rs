@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixed;
+
 use ipukit_ir::ops::*;
 use ipukit_ir::{DType, Graph, Op, QuantParams, TensorData, TensorId};
 
