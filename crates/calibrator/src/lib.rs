@@ -14,6 +14,7 @@ mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod overrides;
+pub mod segments;
 
 pub use check::{cosine, OutputAgreement};
 
@@ -214,6 +215,28 @@ pub fn save_quant_param(model: &Path, out: &Path, options: ExportOptions) -> Res
     Ok(entries.len())
 }
 
+/// Writes a fixed model with the float model's provenance, the input config and the level.
+fn write_fixed(
+    output: &Path,
+    graph: &Graph,
+    float_meta: &SimMetadata,
+    config: &InputConfig,
+    level: QuantLevel,
+) -> Result<()> {
+    let mut meta = SimMetadata::new(
+        Stage::Fixed,
+        format!("ipu-calibrator {}", env!("CARGO_PKG_VERSION")),
+    );
+    meta.source_sha256 = float_meta.source_sha256.clone();
+    meta.input_config = Some(config.to_json());
+    meta.extra.insert(
+        "ipukit_quant_level".into(),
+        level.as_str().as_bytes().to_vec(),
+    );
+    write_sim_file(output, graph, &meta)?;
+    Ok(())
+}
+
 /// The default output path: `<dir>/<stem without _float>_fixed.sim`.
 pub fn default_output(model: &Path) -> PathBuf {
     let stem = model
@@ -338,21 +361,11 @@ pub fn calibrate(
         }
     }
 
-    let mut out_meta = SimMetadata::new(
-        Stage::Fixed,
-        format!("ipu-calibrator {}", env!("CARGO_PKG_VERSION")),
-    );
-    out_meta.source_sha256 = meta.source_sha256.clone();
-    out_meta.input_config = Some(config.to_json());
-    out_meta.extra.insert(
-        "ipukit_quant_level".into(),
-        opts.level.as_str().as_bytes().to_vec(),
-    );
     let output = opts
         .output
         .clone()
         .unwrap_or_else(|| default_output(&opts.model));
-    write_sim_file(&output, &graph, &out_meta)?;
+    write_fixed(&output, &graph, &meta, &config, opts.level)?;
     Ok(Calibration {
         output,
         graph,

@@ -889,15 +889,78 @@ impl Lowering<'_> {
         self.finish(node, op, vec![x], o, Some(r))
     }
 
+    /// Slopes with a negative entry: one slope is a table; per-channel slopes (multipliers
+    /// are non-negative) become `rescale(max(x, 0)) + min(x, 0) · α`.
     fn lut_slopes(&mut self, node: &Node, slopes: &[f32]) -> Result<()> {
-        if slopes.len() != 1 {
-            return Err(err(
-                node,
-                "per-channel negative slopes have no fixed-point form yet",
-            ));
+        if slopes.len() == 1 {
+            let s = slopes[0] as f64;
+            return self.lut(node, move |x| if x >= 0.0 { x } else { s * x });
         }
-        let s = slopes[0] as f64;
-        self.lut(node, move |x| if x >= 0.0 { x } else { s * x })
+        let (x, a) = self.int16_operand(node, node.inputs[0])?;
+        let (o, r) = self.out_affine(node)?;
+        let base = self.f.tensor(node.outputs[0]).name.clone();
+        let zero = Requant {
+            multiplier: 0,
+            shift: 0,
+        };
+        let to_out = multiplier(a.scale as f64 / o.scale as f64).map_err(|e| err(node, e))?;
+        let rescale = |positive, negative| {
+            Op::QRescale(QRescale {
+                input_zero_point: 0,
+                positive: vec![positive],
+                negative: vec![negative],
+                out_dtype: DType::I16,
+                out: OutRange::full(DType::I16, 0),
+            })
+        };
+        let pos_name = format!("{base}_positive");
+        let pos = self.emit(
+            &pos_name,
+            rescale(to_out, zero),
+            vec![x],
+            &pos_name,
+            Some((o, None)),
+        )?;
+        let neg_name = format!("{base}_negative");
+        let neg = self.emit(
+            &neg_name,
+            rescale(zero, Requant::IDENTITY),
+            vec![x],
+            &neg_name,
+            Some((a, None)),
+        )?;
+        // α as an INT16 constant along the last axis.
+        let amax = slopes.iter().fold(0f32, |m, s| m.max(s.abs()));
+        let sa = Affine::int16(-amax, amax);
+        let alpha: Vec<i16> = slopes.iter().map(|&v| sa.quantize(v) as i16).collect();
+        let alpha_name = self.g.unique_tensor_name(&format!("{base}_slope"));
+        let alpha_id =
+            self.g
+                .add_const(&alpha_name, vec![slopes.len()], TensorData::from(alpha))?;
+        self.set_quant(alpha_id, &sa, Some((-amax, amax)));
+        let (lo, _) = self.range(node, node.inputs[0])?;
+        let bound = (lo.abs() * amax).max(f32::MIN_POSITIVE);
+        let sm = Affine::int16(-bound, bound);
+        let mul = multiplier(a.scale as f64 * sa.scale as f64 / sm.scale as f64)
+            .map_err(|e| err(node, e))?;
+        let scaled_name = format!("{base}_negative_scaled");
+        let scaled = self.emit(
+            &scaled_name,
+            Op::QBinary(QBinary {
+                kind: QBinaryKind::Mul(mul),
+                out: OutRange::full(DType::I16, 0),
+            }),
+            vec![neg, alpha_id],
+            &scaled_name,
+            Some((sm, None)),
+        )?;
+        let (ma, mb, shift) =
+            common_shift(1.0, sm.scale as f64 / o.scale as f64).map_err(|e| err(node, e))?;
+        let op = Op::QBinary(QBinary {
+            kind: QBinaryKind::Add { ma, mb, shift },
+            out: OutRange::full(DType::I16, 0),
+        });
+        self.finish(node, op, vec![pos, scaled], o, Some(r))
     }
 
     fn unary(&mut self, node: &Node, u: UnaryOp) -> Result<()> {

@@ -250,3 +250,46 @@ fn fixed_graph_follows_the_float_graph() {
         }
     }
 }
+
+/// PRelu with per-channel slopes of both signs (MTCNN's) becomes rescales, a product and a sum.
+#[test]
+fn prelu_with_negative_slopes() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 4, 4, 2]);
+    let slope = g
+        .add_const("slope", vec![2], vec![-0.5f32, 0.25].into())
+        .unwrap();
+    let y = g
+        .add_node(
+            "prelu",
+            Op::Binary(BinaryOp::PRelu),
+            vec![x, slope],
+            &["prob"],
+        )
+        .unwrap()[0];
+    g.outputs.push(y);
+    let ini = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RAWDATA_F32_NHWC;\ninput_formats=RAWDATA_F32_NHWC;\nquantizations=TRUE;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+    let cfg = InputConfig::parse(ini, "t.ini", (1, 1)).unwrap();
+    let mut s = 11u64;
+    let xs: Vec<f32> = (0..32).map(|_| lcg(&mut s) * 3.0).collect();
+    let want: Vec<f32> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if v >= 0.0 { v } else { v * [-0.5, 0.25][i % 2] })
+        .collect();
+    let lo = want.iter().copied().fold(0f32, f32::min);
+    let hi = want.iter().copied().fold(0f32, f32::max);
+    let plan = LowerPlan {
+        ranges: [(x, (-3.0, 3.0)), (y, (lo, hi))].into_iter().collect(),
+        ..Default::default()
+    };
+    let q = lower(&g, &cfg, &plan).unwrap();
+    assert!(q.nodes.iter().any(|n| matches!(n.op, Op::QBinary(_))));
+    let mut qs = Session::new(q, SessionOptions::default()).unwrap();
+    let got = qs
+        .run(vec![Value::new(vec![1, 4, 4, 2], xs).unwrap()])
+        .unwrap();
+    for (a, b) in got[0].as_f32().unwrap().iter().zip(&want) {
+        assert!((a - b).abs() < 2e-3, "{a} vs {b}");
+    }
+}
