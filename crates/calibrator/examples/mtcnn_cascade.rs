@@ -23,7 +23,7 @@ const WINDOWS: usize = 4;
 
 /// `(pixel − 127.5) / 128` in the networks' transposed (N, W, H, C) layout, or the raw bytes
 /// (what the fixed models take).
-fn tensor(img: &image::RgbImage, norm: bool) -> Value {
+fn tensor(img: &image::RgbImage, norm: bool) -> Result<Value> {
     let (w, h) = img.dimensions();
     let mut f = Vec::with_capacity((w * h * 3) as usize);
     let mut b = Vec::with_capacity((w * h * 3) as usize);
@@ -36,11 +36,11 @@ fn tensor(img: &image::RgbImage, norm: bool) -> Value {
         }
     }
     let shape = vec![1, w as usize, h as usize, 3];
-    if norm {
-        Value::new(shape, f).expect("shape matches")
+    Ok(if norm {
+        Value::new(shape, f)?
     } else {
-        Value::new(shape, b).expect("shape matches")
-    }
+        Value::new(shape, b)?
+    })
 }
 
 /// The custom step: the `WINDOWS` most face-like 12×12 cells of the P-Net map (stride 2),
@@ -83,15 +83,23 @@ impl Forward for Cascade {
         let img = &self.photos[idx];
         let small =
             image::imageops::resize(img, PNET_W, PNET_H, image::imageops::FilterType::Triangle);
-        let out = net.run(0, vec![tensor(&small, true)])?;
+        let out = net.run(0, vec![tensor(&small, true)?])?;
         for c in crops(img, &out[1]) {
-            net.run(1, vec![tensor(&c, true)])?;
+            net.run(1, vec![tensor(&c, true)?])?;
         }
         Ok(())
     }
 }
 
-fn convert_model(root: &Path, fixture: &str, onnx: &str, shapes: &str, out: &Path) -> PathBuf {
+type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn convert_model(
+    root: &Path,
+    fixture: &str,
+    onnx: &str,
+    shapes: &str,
+    out: &Path,
+) -> AnyResult<PathBuf> {
     let dir = root.join("fixtures/models").join(fixture);
     let opts = ConvertOptions {
         platform: Platform::Onnx,
@@ -99,14 +107,14 @@ fn convert_model(root: &Path, fixture: &str, onnx: &str, shapes: &str, out: &Pat
         weight_file: None,
         input_config: dir.join("input_config.ini"),
         soc_version: "generic".into(),
-        input_shapes: Some(parse_input_shapes(shapes).expect("valid shapes")),
+        input_shapes: Some(parse_input_shapes(shapes)?),
         skip_simplify: false,
     };
     let path = out.join(format!("{fixture}_float.sim"));
     convert(&opts)
         .and_then(|m| m.write(&path))
-        .unwrap_or_else(|e| panic!("converting {onnx}: {e} (run `cargo xtask fetch`)"));
-    path
+        .map_err(|e| format!("converting {onnx}: {e} (run `cargo xtask fetch`)"))?;
+    Ok(path)
 }
 
 fn cosine(a: &Value, b: &Value) -> f64 {
@@ -117,17 +125,16 @@ fn cosine(a: &Value, b: &Value) -> f64 {
     dot / (na * nb).max(f64::MIN_POSITIVE)
 }
 
-fn main() -> Result<()> {
+fn main() -> AnyResult<()> {
     let args: Vec<String> = std::env::args().collect();
     let images = PathBuf::from(args.get(1).map(String::as_str).unwrap_or(".cache/images"));
     let out = PathBuf::from(args.get(2).map(String::as_str).unwrap_or("target/mtcnn"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::create_dir_all(&out).expect("output folder");
-    let pnet = convert_model(&root, "mtcnn_pnet", "pnet.onnx", "1,160,120,3", &out);
-    let rnet = convert_model(&root, "mtcnn_rnet", "rnet.onnx", "1,24,24,3", &out);
+    std::fs::create_dir_all(&out)?;
+    let pnet = convert_model(&root, "mtcnn_pnet", "pnet.onnx", "1,160,120,3", &out)?;
+    let rnet = convert_model(&root, "mtcnn_rnet", "rnet.onnx", "1,24,24,3", &out)?;
 
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
-        .expect("image folder")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
         .collect();
@@ -152,8 +159,9 @@ fn main() -> Result<()> {
     let mut net = Cascade {
         photos: calib.to_vec(),
     };
-    let samples =
-        (0..calib.len()).map(|i| vec![Value::new(vec![1], vec![i as f32]).expect("scalar")]);
+    let samples = (0..calib.len())
+        .map(|i| Value::new(vec![1], vec![i as f32]).map(|v| vec![v]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     for s in cal.convert(&mut net, samples, &fixed, QuantLevel::L5)? {
         println!(
             "{}: {} inputs, {} of {} layers in 16 bits",
@@ -173,16 +181,16 @@ fn main() -> Result<()> {
     let (mut qp, mut qr) = (open(&fixed[0])?, open(&fixed[1])?);
     let img = &held_out[0];
     let small = image::imageops::resize(img, PNET_W, PNET_H, image::imageops::FilterType::Triangle);
-    let f = fp.run(vec![tensor(&small, true)])?;
-    let q = qp.run(vec![tensor(&small, false)])?;
+    let f = fp.run(vec![tensor(&small, true)?])?;
+    let q = qp.run(vec![tensor(&small, false)?])?;
     println!(
         "P-Net fixed vs float: cosine {:.6} (regression), {:.6} (probability)",
         cosine(&f[0], &q[0]),
         cosine(&f[1], &q[1])
     );
     for c in crops(img, &f[1]) {
-        let f = fr.run(vec![tensor(&c, true)])?;
-        let q = qr.run(vec![tensor(&c, false)])?;
+        let f = fr.run(vec![tensor(&c, true)?])?;
+        let q = qr.run(vec![tensor(&c, false)?])?;
         println!(
             "R-Net fixed vs float: cosine {:.6} (regression), {:.6} (probability)",
             cosine(&f[0], &q[0]),
