@@ -18,14 +18,14 @@ pub use array::{
 };
 pub use conv::{window_out_len, Conv2d, DepthwiseConv2d, Padding2d, TransposeConv2d};
 pub use elementwise::{broadcast_shapes, BinaryOp, UnaryOp};
+pub use fixed::{
+    Dequantize, ImageInput, InputNormalize, OutRange, QAvgPool2d, QBinary, QBinaryKind, QConv2d,
+    QDepthwiseConv2d, QFullyConnected, QLayer, QLut, QMatMul, QReduce, QRescale, QResize, QSoftmax,
+    QTransposeConv2d, Quantize, Requant,
+};
 pub use linear::{FullyConnected, MatMul};
 pub use pool::{MaxPool2dWithIndices, Pool2d, PoolKind, StorageOrder};
 pub use reduce::{ArgReduce, ArgReduceKind, Reduce, ReduceOp, Softmax};
-pub use fixed::{
-    Dequantize, ImageInput, InputNormalize, OutRange, QAvgPool2d, QBinary, QBinaryKind,
-    QConv2d, QDepthwiseConv2d, QFullyConnected, QLayer, QLut, QMatMul, QReduce, QRescale,
-    QResize, QSoftmax, QTransposeConv2d, Quantize, Requant,
-};
 pub use resize::{CoordTransform, NearestMode, Resize, ResizeMode};
 
 use crate::{error::invalid, DType, Result};
