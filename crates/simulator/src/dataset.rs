@@ -5,7 +5,8 @@ use crate::model::SimModel;
 use crate::results::{self, Category};
 use ipukit_preprocess::{InputContext, Preprocessor};
 use ipukit_runtime::{TensorInfo, Value};
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -98,6 +99,38 @@ fn item_stem(item: &[PathBuf]) -> String {
         .unwrap_or_else(|| "input".into())
 }
 
+/// The file `--dump_rawdata` writes for input `index` of an item.
+fn dump_path(opts: &RunOptions, path: &Path, index: usize) -> PathBuf {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("input{index}"));
+    opts.dump_dir.join(format!("{file}.bin"))
+}
+
+/// The `.npy` file `--output_npy` writes for output `index` of an item.
+fn npy_path(opts: &RunOptions, item: &[PathBuf], index: usize) -> PathBuf {
+    opts.out_dir
+        .join(format!("{}_{index}.npy", item_stem(item)))
+}
+
+/// Every file an item writes when it runs: raw dumps, `.npy` files, then the result file.
+fn planned_files(item: &[PathBuf], n_outputs: usize, opts: &RunOptions) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if opts.dump_rawdata {
+        files.extend(item.iter().enumerate().map(|(i, p)| dump_path(opts, p, i)));
+    }
+    if opts.output_npy {
+        files.extend((0..n_outputs).map(|i| npy_path(opts, item, i)));
+    }
+    files.push(results::result_path(
+        &opts.out_dir,
+        opts.category,
+        &item_name(item),
+    ));
+    files
+}
+
 /// Runs one item on `model` and writes its results.
 pub fn run_item(
     model: &mut SimModel,
@@ -105,6 +138,22 @@ pub fn run_item(
     methods: &[Preprocessor],
     contexts: &[InputContext],
     opts: &RunOptions,
+) -> Result<ItemResult> {
+    let name = item_name(item);
+    let skip =
+        opts.continue_run && results::result_path(&opts.out_dir, opts.category, &name).is_file();
+    run_planned(model, item, methods, contexts, opts, skip, &|_| true)
+}
+
+/// Runs one item, or only reports it if `skip`; writes the files for which `write` is true.
+fn run_planned(
+    model: &mut SimModel,
+    item: &[PathBuf],
+    methods: &[Preprocessor],
+    contexts: &[InputContext],
+    opts: &RunOptions,
+    skip: bool,
+    write: &dyn Fn(&Path) -> bool,
 ) -> Result<ItemResult> {
     let name = item_name(item);
     let result_file = results::result_path(&opts.out_dir, opts.category, &name);
@@ -115,23 +164,24 @@ pub fn run_item(
         detections: String::new(),
         files: Vec::new(),
     };
-    if opts.continue_run && result_file.is_file() {
+    if skip {
         res.skipped = true;
         return Ok(res);
     }
+    let mut put = |path: PathBuf, bytes: &[u8]| -> Result<()> {
+        if write(&path) {
+            results::write_atomic(&path, bytes)?;
+            res.files.push(path);
+        }
+        Ok(())
+    };
     let norm = model.stage.norm();
     for (i, path) in item.iter().enumerate() {
         let sample = methods[i].run(path, norm, &contexts[i])?;
         let (shape, data) = sample.into_parts();
         let value = Value::new(shape, data)?;
         if opts.dump_rawdata {
-            let file = path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| format!("input{i}"));
-            let out = opts.dump_dir.join(format!("{file}.bin"));
-            results::write_atomic(&out, &results::raw_bytes(&value))?;
-            res.files.push(out);
+            put(dump_path(opts, path, i), &results::raw_bytes(&value))?;
         }
         model.set_input(i, value)?;
     }
@@ -140,31 +190,71 @@ pub fn run_item(
     let outputs: Vec<Value> = (0..infos.len())
         .map(|i| model.output(i))
         .collect::<Result<_>>()?;
-    let text = match opts.category {
+    let (text, top5, detections) = match opts.category {
         Category::Classification => {
-            res.top5 = results::top5(&outputs[0]);
-            res.top5
-                .iter()
-                .map(|(i, s)| format!("{i} {s:?}\n"))
-                .collect()
+            let top5 = results::top5(&outputs[0]);
+            let text = top5.iter().map(|(i, s)| format!("{i} {s:?}\n")).collect();
+            (text, top5, String::new())
         }
         Category::Detection => {
-            res.detections = results::detections_text(&outputs);
-            res.detections.clone()
+            let d = results::detections_text(&outputs);
+            (d.clone(), Vec::new(), d)
         }
-        Category::Unknown => results::outputs_text(&infos, &outputs),
+        Category::Unknown => (
+            results::outputs_text(&infos, &outputs),
+            Vec::new(),
+            String::new(),
+        ),
     };
     if opts.output_npy {
-        let stem = item_stem(item);
         for (i, v) in outputs.iter().enumerate() {
-            let out = opts.out_dir.join(format!("{stem}_{i}.npy"));
-            results::write_atomic(&out, &results::npy_bytes(v)?)?;
-            res.files.push(out);
+            put(npy_path(opts, item, i), &results::npy_bytes(v)?)?;
         }
     }
-    results::write_atomic(&result_file, text.as_bytes())?;
-    res.files.push(result_file);
+    put(result_file, text.as_bytes())?;
+    res.top5 = top5;
+    res.detections = detections;
     Ok(res)
+}
+
+/// Which items run and which files each of them writes, decided before any worker starts so
+/// that the files left behind do not depend on the number of workers or on timing: the items
+/// are walked in input order as one worker would run them (`--continue_run` skips an item whose
+/// result file exists on disk or was written by an earlier item), and a file that several items
+/// write (inputs sharing a name, such as `a.jpg` and `a.png` for `a_0.npy`, or `x/1.jpg` and
+/// `y/1.jpg` in a list) is written only by the last of them, the one whose content a single
+/// worker would leave.
+struct Plan {
+    skip: Vec<bool>,
+    owner: HashMap<PathBuf, usize>,
+}
+
+impl Plan {
+    fn new(items: &[Vec<PathBuf>], n_outputs: usize, opts: &RunOptions) -> Plan {
+        let mut skip = vec![false; items.len()];
+        let mut owner = HashMap::new();
+        let mut written: HashSet<PathBuf> = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let files = planned_files(item, n_outputs, opts);
+            if opts.continue_run {
+                // The result file is the last planned file.
+                let result = files.last().cloned().unwrap_or_default();
+                if written.contains(&result) || result.is_file() {
+                    skip[i] = true;
+                    continue;
+                }
+            }
+            for f in files {
+                written.insert(f.clone());
+                owner.insert(f, i);
+            }
+        }
+        Plan { skip, owner }
+    }
+
+    fn writes(&self, item: usize, path: &Path) -> bool {
+        self.owner.get(path) == Some(&item)
+    }
 }
 
 fn describe(item: &[PathBuf]) -> String {
@@ -176,6 +266,10 @@ fn describe(item: &[PathBuf]) -> String {
 
 /// Runs every item, `opts.num_process` at a time, calling `progress` after each one. The first
 /// error stops the run and is returned with the files of the item that failed.
+///
+/// The files written are the same for any `num_process`: which items `continue_run` skips, and
+/// which item writes a file that several items name alike (the last one in input order), are
+/// decided before the workers start.
 pub fn run_dataset(
     model: &mut SimModel,
     items: &[Vec<PathBuf>],
@@ -192,14 +286,21 @@ pub fn run_dataset(
     }
     opts.category.check(&model.output_details())?;
     let contexts = input_contexts(model);
+    let plan = Plan::new(items, model.output_details().len(), opts);
     let workers = opts.num_process.clamp(1, items.len().max(1));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    // With several workers each one runs on its own executor with its share of the cores;
+    // `model` (which may have a thread pool of all the cores) then runs nothing.
     let per_worker = (cores / workers).max(1);
-    let mut forks: Vec<SimModel> = (1..workers)
-        .map(|_| model.fork(per_worker))
-        .collect::<Result<_>>()?;
+    let mut forks: Vec<SimModel> = if workers > 1 {
+        (0..workers)
+            .map(|_| model.fork(per_worker))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
 
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -209,7 +310,8 @@ pub fn run_dataset(
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(item) = items.get(i) else { break };
-            match run_item(m, item, methods, &contexts, opts) {
+            let write = |p: &Path| plan.writes(i, p);
+            match run_planned(m, item, methods, &contexts, opts, plan.skip[i], &write) {
                 Ok(r) => {
                     if let Ok(mut s) = slots.lock() {
                         s[i] = Some(r);
@@ -234,12 +336,15 @@ pub fn run_dataset(
             }
         }
     };
-    std::thread::scope(|s| {
-        for f in forks.iter_mut() {
-            s.spawn(|| work(f));
-        }
-        work(model);
-    });
+    match forks.split_first_mut() {
+        None => work(model),
+        Some((first, rest)) => std::thread::scope(|s| {
+            for f in rest {
+                s.spawn(|| work(f));
+            }
+            work(first);
+        }),
+    }
     if let Some((_, e)) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }

@@ -42,8 +42,9 @@ pub enum SimError {
     /// Preprocessing failed.
     #[error(transparent)]
     Preprocess(#[from] ipukit_preprocess::PreprocessError),
-    /// An error about one input item, with its files.
-    #[error("{input}: {source}")]
+    /// An error about one input item, with its files (shown once: not repeated when the
+    /// cause's message already starts with them).
+    #[error("{}", with_input(input, source))]
     Item {
         /// The input files of the item.
         input: String,
@@ -61,6 +62,14 @@ pub enum SimError {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+fn with_input(input: &str, source: &SimError) -> String {
+    let message = source.to_string();
+    match message.strip_prefix(input) {
+        Some(rest) if rest.starts_with(':') => message,
+        _ => format!("{input}: {message}"),
+    }
 }
 
 /// Result alias.

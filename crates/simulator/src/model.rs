@@ -139,7 +139,7 @@ impl SimModel {
             FileKind::Sim => {}
             FileKind::Onnx => return Err(not("this is an ONNX model; convert it first with `ipu-convert onnx`")),
             FileKind::Tflite => {
-                return Err(not("this is a TFLite file without ipukit metadata; convert it first with `ipu-convert tflite`"))
+                return Err(not("this is a TFLite file without ipukit metadata (a plain .tflite, or a .sim from another toolchain); ipukit cannot convert TFLite models yet, so convert the source model with `ipu-convert onnx`"))
             }
             _ => return Err(not("expected a *_float.sim, *_fixed.sim or offline .img file")),
         }

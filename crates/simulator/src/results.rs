@@ -6,6 +6,7 @@ use ipukit_preprocess::{npy, Sample};
 use ipukit_runtime::{TensorInfo, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How outputs are interpreted (`-c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,6 +134,9 @@ pub fn detections_text(values: &[Value]) -> String {
 }
 
 /// Writes `bytes` to `path` atomically (temp file + rename).
+///
+/// The temporary file's name is unique to the call (process id and a counter), so threads
+/// writing the same path at the same time each rename a complete file of their own.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -143,12 +147,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(err)?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}-{}",
         path.file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(|e| {

@@ -647,7 +647,7 @@ impl Lowering<'_> {
         };
         let wt = self.f.tensor(node.inputs[1]);
         let w = self.const_f32(node, node.inputs[1])?;
-        let clip = match self.plan.weight_clip.get(&node.inputs[1]) {
+        let mut clip = match self.plan.weight_clip.get(&node.inputs[1]) {
             Some(c) if c.len() == wt.shape[axis] => c.clone(),
             _ => channel_abs_max(w, &wt.shape, axis),
         };
@@ -655,6 +655,19 @@ impl Lowering<'_> {
             LayerBits::Int8 => 127.0,
             LayerBits::Int16 => I16_MAX,
         };
+        // A channel whose weights are tiny next to its bias (a folded BatchNorm with a
+        // vanishing scale) gets a wider weight scale, so that its INT32 bias stays within
+        // 2^30: its weights, negligible, round to (almost) zero.
+        if let (LayerBits::Int8, Some(&b)) = (bits, node.inputs.get(2)) {
+            let bias = self.const_f32(node, b)?;
+            for (c, &bv) in clip.iter_mut().zip(bias) {
+                let floor =
+                    (bv.abs() as f64 * qmax as f64 / (xa.scale as f64 * 1073741824.0)) as f32;
+                if *c < floor {
+                    *c = floor;
+                }
+            }
+        }
         let cw = quantize_weights(w, &wt.shape, axis, &clip, qmax);
         let (o, range) = self.out_affine(node)?;
         let activation = match &node.op {

@@ -293,3 +293,44 @@ fn prelu_with_negative_slopes() {
         assert!((a - b).abs() < 2e-3, "{a} vs {b}");
     }
 }
+
+/// A channel whose weights all but vanish next to its bias (a BatchNorm folded with a tiny
+/// scale) still lowers to 8 bits: its weight scale widens so the INT32 bias fits, and the
+/// channel outputs its bias.
+#[test]
+fn vanishing_weights_with_a_large_bias_fit_int32() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 4, 4, 2]);
+    let mut s = 5u64;
+    let mut w: Vec<f32> = (0..2 * 2).map(|_| lcg(&mut s) * 0.5).collect();
+    w[2] = 1e-12;
+    w[3] = -1e-12;
+    let w = g.add_const("w", vec![2, 1, 1, 2], w.into()).unwrap();
+    let b = g.add_const("b", vec![2], vec![0.1f32, 6.0].into()).unwrap();
+    let conv = Conv2d {
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d::default(),
+        groups: 1,
+        activation: FusedActivation::None,
+    };
+    let y = g
+        .add_node("conv", Op::Conv2d(conv), vec![x, w, b], &["prob"])
+        .unwrap()[0];
+    g.outputs.push(y);
+    let ini = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RAWDATA_F32_NHWC;\ninput_formats=RAWDATA_F32_NHWC;\nquantizations=TRUE;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+    let cfg = InputConfig::parse(ini, "t.ini", (1, 1)).unwrap();
+    let xs: Vec<f32> = (0..32).map(|_| lcg(&mut s)).collect();
+    let plan = LowerPlan {
+        ranges: [(x, (-1.0, 1.0)), (y, (-2.0, 8.0))].into_iter().collect(),
+        ..Default::default()
+    };
+    let q = lower(&g, &cfg, &plan).unwrap();
+    let mut qs = Session::new(q, SessionOptions::default()).unwrap();
+    let got = qs
+        .run(vec![Value::new(vec![1, 4, 4, 2], xs).unwrap()])
+        .unwrap();
+    for pixel in got[0].as_f32().unwrap().chunks(2) {
+        assert!((pixel[1] - 6.0).abs() < 1e-2, "{}", pixel[1]);
+    }
+}
