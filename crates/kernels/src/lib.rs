@@ -26,6 +26,7 @@ pub mod math;
 pub(crate) mod par;
 pub mod shape;
 pub(crate) mod simd;
+pub(crate) mod window;
 
 pub use element::Element;
 pub use error::{KernelError, Result};

@@ -13,58 +13,14 @@ use super::gemm::sgemm;
 use super::igemm::{Panels, MR};
 use super::{Epilogue, PackedDepthwise};
 use crate::error::{check_len, invalid, Result};
-use ipukit_ir::ops::{window_out_len, Conv2d, Padding2d};
+use crate::window::ConvGeometry;
+use ipukit_ir::ops::Conv2d;
 use rayon::prelude::*;
 
 /// Target size (in floats) of one im2col chunk: about 256 KiB, an L2-sized working set.
 const CHUNK_FLOATS: usize = 64 * 1024;
 /// Fewest output rows worth a task of their own.
 const MIN_TASK_ROWS: usize = 32;
-
-/// Geometry shared by the convolution kernels.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Geometry {
-    pub kh: usize,
-    pub kw: usize,
-    pub strides: [usize; 2],
-    pub dilations: [usize; 2],
-    pub padding: Padding2d,
-}
-
-impl Geometry {
-    /// Output (OH, OW) for an input of `h` × `w`.
-    pub(crate) fn out_hw(&self, op: &'static str, h: usize, w: usize) -> Result<[usize; 2]> {
-        let p = self.padding;
-        let oh = window_out_len(
-            h,
-            p.top,
-            p.bottom,
-            self.kh,
-            self.strides[0],
-            self.dilations[0],
-            false,
-        );
-        let ow = window_out_len(
-            w,
-            p.left,
-            p.right,
-            self.kw,
-            self.strides[1],
-            self.dilations[1],
-            false,
-        );
-        match (oh, ow) {
-            (Some(a), Some(b)) if self.dilations[0] > 0 && self.dilations[1] > 0 => Ok([a, b]),
-            _ => Err(invalid(
-                op,
-                format!(
-                    "kernel {}x{} (stride {:?}, dilation {:?}, padding {:?}) does not fit a {h}x{w} input",
-                    self.kh, self.kw, self.strides, self.dilations, self.padding
-                ),
-            )),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Impl {
@@ -86,7 +42,7 @@ enum Impl {
 /// A Conv2d with its weights packed for the GEMM kernel.
 #[derive(Debug, Clone)]
 pub struct PackedConv {
-    geo: Geometry,
+    geo: ConvGeometry,
     cin: usize,
     cout: usize,
     groups: usize,
@@ -121,16 +77,7 @@ impl PackedConv {
         if let Some(b) = bias {
             check_len(OP, "bias", b.len(), cout)?;
         }
-        if kh == 0 || kw == 0 || attrs.strides.contains(&0) {
-            return Err(invalid(OP, "kernel and strides must be positive"));
-        }
-        let geo = Geometry {
-            kh,
-            kw,
-            strides: attrs.strides,
-            dilations: attrs.dilations,
-            padding: attrs.padding,
-        };
+        let geo = ConvGeometry::new(OP, [kh, kw], attrs.strides, attrs.dilations, attrs.padding)?;
         let cin = cin_g * groups;
         let cout_g = cout / groups;
         let epilogue = Epilogue::new(attrs.activation);
@@ -232,8 +179,7 @@ impl PackedConv {
     }
 
     fn is_pointwise(&self) -> bool {
-        let g = &self.geo;
-        g.kh == 1 && g.kw == 1 && g.strides == [1, 1] && g.padding.is_zero()
+        self.geo.is_pointwise()
     }
 
     /// Rows per task and per chunk for `m` output pixels on `threads` threads.
@@ -780,6 +726,7 @@ mod tests {
     use super::*;
     use crate::float::testutil::data;
     use ipukit_ir::ops::FusedActivation;
+    use ipukit_ir::ops::Padding2d;
     use proptest::prelude::*;
 
     /// Direct definition: out[n,oy,ox,o] = b[o] + Σ x[n, oy·s−p+ky·d, ox·s−p+kx·d, g·cin_g+i] · w[o,ky,kx,i].

@@ -1,10 +1,10 @@
 //! Depthwise 2-D convolution, NHWC, as a direct loop vectorised over channels.
 
-use super::conv::Geometry;
 use super::Epilogue;
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::simd::{dispatch, madd};
+use crate::window::ConvGeometry;
 use ipukit_ir::ops::DepthwiseConv2d;
 
 /// Channels accumulated together in registers.
@@ -13,7 +13,7 @@ const BLOCK: usize = 32;
 /// A DepthwiseConv2d with its weights in `[KH, KW, Cout]` order.
 #[derive(Debug, Clone)]
 pub struct PackedDepthwise {
-    geo: Geometry,
+    geo: ConvGeometry,
     cin: usize,
     mult: usize,
     weights: Vec<f32>,
@@ -47,16 +47,7 @@ impl PackedDepthwise {
         if let Some(b) = bias {
             check_len(OP, "bias", b.len(), cout)?;
         }
-        if kh == 0 || kw == 0 || attrs.strides.contains(&0) {
-            return Err(invalid(OP, "kernel and strides must be positive"));
-        }
-        let geo = Geometry {
-            kh,
-            kw,
-            strides: attrs.strides,
-            dilations: attrs.dilations,
-            padding: attrs.padding,
-        };
+        let geo = ConvGeometry::new(OP, [kh, kw], attrs.strides, attrs.dilations, attrs.padding)?;
         Ok(Self::from_parts(
             geo,
             cout / mult,
@@ -68,7 +59,7 @@ impl PackedDepthwise {
     }
 
     pub(crate) fn from_parts(
-        geo: Geometry,
+        geo: ConvGeometry,
         cin: usize,
         mult: usize,
         weights: Vec<f32>,

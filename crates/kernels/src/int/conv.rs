@@ -16,8 +16,9 @@ use super::epilogue::{Bias, ChannelRequant};
 use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, Scheme, TileBuf};
 use super::isa::Isa;
 use crate::error::{check_len, invalid, Result};
+use crate::window::ConvGeometry;
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
-use ipukit_ir::ops::{window_out_len, FusedActivation, Padding2d};
+use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
 use rayon::prelude::*;
 
@@ -150,66 +151,6 @@ impl LayerInput for i16 {
     }
 }
 
-/// Geometry of the forward convolutions.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Geometry {
-    pub kh: usize,
-    pub kw: usize,
-    pub strides: [usize; 2],
-    pub dilations: [usize; 2],
-    pub padding: Padding2d,
-}
-
-impl Geometry {
-    pub(crate) fn check(&self, op: &'static str) -> Result<()> {
-        if self.kh == 0 || self.kw == 0 || self.strides.contains(&0) || self.dilations.contains(&0)
-        {
-            return Err(invalid(
-                op,
-                "kernel, strides and dilations must be positive",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Output (OH, OW) for an input of `h` × `w`.
-    pub(crate) fn out_hw(&self, op: &'static str, h: usize, w: usize) -> Result<[usize; 2]> {
-        let p = self.padding;
-        let oh = window_out_len(
-            h,
-            p.top,
-            p.bottom,
-            self.kh,
-            self.strides[0],
-            self.dilations[0],
-            false,
-        );
-        let ow = window_out_len(
-            w,
-            p.left,
-            p.right,
-            self.kw,
-            self.strides[1],
-            self.dilations[1],
-            false,
-        );
-        match (oh, ow) {
-            (Some(a), Some(b)) => Ok([a, b]),
-            _ => Err(invalid(
-                op,
-                format!(
-                    "kernel {}x{} (stride {:?}, dilation {:?}, padding {:?}) does not fit a {h}x{w} input",
-                    self.kh, self.kw, self.strides, self.dilations, self.padding
-                ),
-            )),
-        }
-    }
-
-    fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.strides == [1, 1] && self.padding.is_zero()
-    }
-}
-
 /// Checks the output buffer type and range of a layer.
 pub(crate) fn check_layer_out<O: QInt>(
     op: &'static str,
@@ -234,7 +175,7 @@ enum Impl {
 /// A [`QConv2d`] with its weights packed for the integer GEMM of one [`Isa`].
 #[derive(Debug, Clone)]
 pub struct PackedQConv {
-    geo: Geometry,
+    geo: ConvGeometry,
     cin: usize,
     cout: usize,
     groups: usize,
@@ -288,14 +229,7 @@ impl PackedQConv {
         }
         let layer = &attrs.layer;
         weights.check(OP, cout * kh * kw * cin_g, cout, layer)?;
-        let geo = Geometry {
-            kh,
-            kw,
-            strides: c.strides,
-            dilations: c.dilations,
-            padding: c.padding,
-        };
-        geo.check(OP)?;
+        let geo = ConvGeometry::new(OP, [kh, kw], c.strides, c.dilations, c.padding)?;
         let mode = weights.mode();
         let zin = layer.input_zero_point;
         let k = kh * kw * cin_g;
@@ -615,6 +549,7 @@ mod tests {
     use crate::int::testutil::{requant_def, with_threads, Rng};
     use ipukit_ir::ops::fixed::Requant;
     use ipukit_ir::ops::Conv2d;
+    use ipukit_ir::ops::Padding2d;
     use proptest::prelude::*;
 
     /// A layer with its data, in both modes.

@@ -8,12 +8,13 @@
 //! shared epilogue. The loops are compiled for AVX-512BW, AVX2 and the baseline.
 
 use super::arith::QInt;
-use super::conv::{check_layer_out, Geometry, LayerInput, QWeights};
+use super::conv::{check_layer_out, LayerInput, QWeights};
 use super::epilogue::ChannelRequant;
 use super::gemm::{check_int32_bound, Mode};
 use super::isa::{multiversion, Isa};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
+use crate::window::ConvGeometry;
 use ipukit_ir::ops::fixed::QDepthwiseConv2d;
 use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
@@ -26,7 +27,7 @@ const MAX_TAPS: usize = 64;
 /// A [`QDepthwiseConv2d`] with its weights in `[KH, KW, Cout]` order.
 #[derive(Debug, Clone)]
 pub struct PackedQDepthwise {
-    geo: Geometry,
+    geo: ConvGeometry,
     cin: usize,
     mult: usize,
     mode: Mode,
@@ -78,14 +79,7 @@ impl PackedQDepthwise {
         }
         let layer = &attrs.layer;
         weights.check(OP, kh * kw * cout, cout, layer)?;
-        let geo = Geometry {
-            kh,
-            kw,
-            strides: c.strides,
-            dilations: c.dilations,
-            padding: c.padding,
-        };
-        geo.check(OP)?;
+        let geo = ConvGeometry::new(OP, [kh, kw], c.strides, c.dilations, c.padding)?;
         let w: Vec<i32> = (0..kh * kw * cout).map(|i| weights.get(i)).collect();
         let rq = ChannelRequant::new(cout, weights.bias(0..cout), &layer.requant, layer.out);
         let d = Self::from_parts(
@@ -107,7 +101,7 @@ impl PackedQDepthwise {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         isa: Isa,
-        geo: Geometry,
+        geo: ConvGeometry,
         cin: usize,
         mult: usize,
         mode: Mode,
