@@ -3,6 +3,33 @@
 use crate::error::{invalid, Result};
 use ipukit_ir::ops::{window_out_len, Padding2d};
 
+/// The `[N, H, W, C]` of a 4-D NHWC input shape.
+pub(crate) fn nhwc(op: &'static str, x_shape: &[usize]) -> Result<[usize; 4]> {
+    match x_shape {
+        &[n, h, w, c] => Ok([n, h, w, c]),
+        _ => Err(invalid(
+            op,
+            format!("input must be 4-D NHWC, got {x_shape:?}"),
+        )),
+    }
+}
+
+/// The `[N, H, W]` of an NHWC input that must have `channels` channels (a layer's weights).
+pub(crate) fn nhwc_with_channels(
+    op: &'static str,
+    x_shape: &[usize],
+    channels: usize,
+) -> Result<[usize; 3]> {
+    let [n, h, w, c] = nhwc(op, x_shape)?;
+    if c != channels {
+        return Err(invalid(
+            op,
+            format!("input has {c} channels, the weights expect {channels}"),
+        ));
+    }
+    Ok([n, h, w])
+}
+
 /// Kernel size, strides, dilations and padding of a forward 2-D convolution (NHWC).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ConvGeometry {

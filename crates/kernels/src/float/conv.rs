@@ -13,7 +13,7 @@ use super::gemm::sgemm;
 use super::igemm::{Panels, MR};
 use super::{Epilogue, PackedDepthwise};
 use crate::error::{check_len, invalid, Result};
-use crate::window::ConvGeometry;
+use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::Conv2d;
 use rayon::prelude::*;
 
@@ -162,18 +162,7 @@ impl PackedConv {
 
     /// Output shape for an NHWC input of shape `x_shape`.
     pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
-        let &[n, h, w, c] = x_shape else {
-            return Err(invalid(
-                "Conv2d",
-                format!("input must be 4-D NHWC, got {x_shape:?}"),
-            ));
-        };
-        if c != self.cin {
-            return Err(invalid(
-                "Conv2d",
-                format!("input has {c} channels, the weights expect {}", self.cin),
-            ));
-        }
+        let [n, h, w] = nhwc_with_channels("Conv2d", x_shape, self.cin)?;
         let [oh, ow] = self.geo.out_hw("Conv2d", h, w)?;
         Ok([n, oh, ow, self.cout])
     }

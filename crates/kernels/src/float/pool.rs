@@ -10,17 +10,13 @@
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::shape::{window_taps, WindowTaps};
+use crate::window::nhwc;
 use ipukit_ir::ops::{Pool2d, PoolKind};
 
 /// Pools `x` (NHWC) into `out` (NHWC of `attrs.out_hw`).
 pub fn pool2d(attrs: &Pool2d, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> Result<()> {
     const OP: &str = "Pool2d";
-    let &[n, h, w, c] = x_shape else {
-        return Err(invalid(
-            OP,
-            format!("input must be 4-D NHWC, got {x_shape:?}"),
-        ));
-    };
+    let [n, h, w, c] = nhwc(OP, x_shape)?;
     if attrs.strides.contains(&0) || attrs.kernel.contains(&0) || attrs.dilations.contains(&0) {
         return Err(invalid(
             OP,

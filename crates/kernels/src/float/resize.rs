@@ -6,6 +6,7 @@
 
 use crate::error::{check_len, invalid, Result};
 use crate::par;
+use crate::window::nhwc;
 use ipukit_ir::ops::{NearestMode, Resize, ResizeMode};
 
 /// Nearest input index for a source coordinate, clamped to `[0, len)`.
@@ -93,12 +94,7 @@ fn cubic_taps(
 /// Resizes `x` (NHWC) to `[N, size[0], size[1], C]`.
 pub fn resize(attrs: &Resize, x: &[f32], x_shape: &[usize], out: &mut [f32]) -> Result<()> {
     const OP: &str = "Resize";
-    let &[n, h, w, c] = x_shape else {
-        return Err(invalid(
-            OP,
-            format!("input must be 4-D NHWC, got {x_shape:?}"),
-        ));
-    };
+    let [n, h, w, c] = nhwc(OP, x_shape)?;
     let [oh, ow] = attrs.size;
     check_len(OP, "input", x.len(), n * h * w * c)?;
     check_len(OP, "output", out.len(), n * oh * ow * c)?;

@@ -7,6 +7,7 @@
 use super::gemm::sgemm;
 use super::Epilogue;
 use crate::error::{check_len, invalid, Result};
+use crate::window::nhwc_with_channels;
 use ipukit_ir::ops::TransposeConv2d;
 
 /// Scratch budget (floats) for one chunk of the GEMM result.
@@ -92,18 +93,7 @@ impl PackedTransposeConv {
     /// Output shape for an NHWC input.
     pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
         const OP: &str = "TransposeConv2d";
-        let &[n, h, w, c] = x_shape else {
-            return Err(invalid(
-                OP,
-                format!("input must be 4-D NHWC, got {x_shape:?}"),
-            ));
-        };
-        if c != self.cin {
-            return Err(invalid(
-                OP,
-                format!("input has {c} channels, the weights expect {}", self.cin),
-            ));
-        }
+        let [n, h, w] = nhwc_with_channels(OP, x_shape, self.cin)?;
         let [oh, ow] = self.attrs.out_hw(h, w, self.kh, self.kw).ok_or_else(|| {
             invalid(
                 OP,

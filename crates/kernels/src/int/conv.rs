@@ -16,7 +16,7 @@ use super::epilogue::{Bias, ChannelRequant};
 use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, Scheme, TileBuf};
 use super::isa::Isa;
 use crate::error::{check_len, invalid, Result};
-use crate::window::ConvGeometry;
+use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
 use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
@@ -311,18 +311,7 @@ impl PackedQConv {
     /// Output shape for an NHWC input of shape `x_shape`.
     pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
         const OP: &str = "QConv2d";
-        let &[n, h, w, c] = x_shape else {
-            return Err(invalid(
-                OP,
-                format!("input must be 4-D NHWC, got {x_shape:?}"),
-            ));
-        };
-        if c != self.cin {
-            return Err(invalid(
-                OP,
-                format!("input has {c} channels, the weights expect {}", self.cin),
-            ));
-        }
+        let [n, h, w] = nhwc_with_channels(OP, x_shape, self.cin)?;
         let [oh, ow] = self.geo.out_hw(OP, h, w)?;
         Ok([n, oh, ow, self.cout])
     }

@@ -14,7 +14,7 @@ use super::gemm::{check_int32_bound, Mode};
 use super::isa::{multiversion, Isa};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
-use crate::window::ConvGeometry;
+use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::fixed::QDepthwiseConv2d;
 use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
@@ -148,18 +148,7 @@ impl PackedQDepthwise {
     /// Output shape for an NHWC input.
     pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
         const OP: &str = "QDepthwiseConv2d";
-        let &[n, h, w, c] = x_shape else {
-            return Err(invalid(
-                OP,
-                format!("input must be 4-D NHWC, got {x_shape:?}"),
-            ));
-        };
-        if c != self.cin {
-            return Err(invalid(
-                OP,
-                format!("input has {c} channels, the weights expect {}", self.cin),
-            ));
-        }
+        let [n, h, w] = nhwc_with_channels(OP, x_shape, self.cin)?;
         let [oh, ow] = self.geo.out_hw(OP, h, w)?;
         Ok([n, oh, ow, self.cin * self.mult])
     }

@@ -16,16 +16,12 @@ use super::isa::{multiversion, Isa};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::shape::{window_taps, WindowTaps};
+use crate::window::nhwc;
 use ipukit_ir::ops::fixed::{QAvgPool2d, Requant};
 use ipukit_ir::ops::{Pool2d, PoolKind};
 
 fn check_pool(op: &'static str, attrs: &Pool2d, x_shape: &[usize]) -> Result<[usize; 6]> {
-    let &[n, h, w, c] = x_shape else {
-        return Err(invalid(
-            op,
-            format!("input must be 4-D NHWC, got {x_shape:?}"),
-        ));
-    };
+    let [n, h, w, c] = nhwc(op, x_shape)?;
     if attrs.strides.contains(&0) || attrs.kernel.contains(&0) || attrs.dilations.contains(&0) {
         return Err(invalid(
             op,

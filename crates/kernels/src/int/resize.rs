@@ -11,6 +11,7 @@
 use super::arith::{check_out, check_requant, requant, sat_out, QInt};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
+use crate::window::nhwc;
 use ipukit_ir::ops::fixed::QResize;
 use ipukit_ir::ops::{NearestMode, Resize, ResizeMode};
 
@@ -32,16 +33,6 @@ fn nearest(x: f32, mode: NearestMode, len: usize) -> usize {
     (i.max(0.0) as usize).min(len.saturating_sub(1))
 }
 
-fn dims(op: &'static str, x_shape: &[usize]) -> Result<[usize; 4]> {
-    match x_shape {
-        &[n, h, w, c] => Ok([n, h, w, c]),
-        _ => Err(invalid(
-            op,
-            format!("input must be 4-D NHWC, got {x_shape:?}"),
-        )),
-    }
-}
-
 /// Nearest-neighbour resize of any element type (`attrs.mode` must be nearest): every output
 /// element is the input element the float operator picks, unchanged.
 pub fn resize_nearest<T: Copy + Send + Sync>(
@@ -57,7 +48,7 @@ pub fn resize_nearest<T: Copy + Send + Sync>(
             "integer resize without arithmetic must be nearest",
         ));
     };
-    let [n, h, w, c] = dims(OP, x_shape)?;
+    let [n, h, w, c] = nhwc(OP, x_shape)?;
     let [oh, ow] = attrs.size;
     check_len(OP, "input", x.len(), n * h * w * c)?;
     check_len(OP, "output", out.len(), n * oh * ow * c)?;
@@ -125,7 +116,7 @@ pub fn qresize<X: QInt, O: QInt>(
     }
     check_requant(OP, attrs.requant)?;
     check_out::<O>(OP, Some(attrs.out_dtype), &attrs.out)?;
-    let [n, h, w, c] = dims(OP, x_shape)?;
+    let [n, h, w, c] = nhwc(OP, x_shape)?;
     let [oh, ow] = attrs.resize.size;
     check_len(OP, "input", x.len(), n * h * w * c)?;
     check_len(OP, "output", out.len(), n * oh * ow * c)?;

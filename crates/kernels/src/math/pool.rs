@@ -11,6 +11,7 @@
 
 use crate::error::{check_len, invalid, Result};
 use crate::shape::window_taps;
+use crate::window::nhwc;
 use crate::Element;
 use ipukit_ir::ops::{MaxPool2dWithIndices, Pool2d, PoolKind, StorageOrder};
 use rayon::prelude::*;
@@ -47,12 +48,7 @@ pub fn max_pool2d_with_indices<T: MaxPoolElement>(
     if a.kind != PoolKind::Max {
         return Err(invalid(OP, "pool kind must be max"));
     }
-    let &[n, h, w, c] = x_shape else {
-        return Err(invalid(
-            OP,
-            format!("input must be 4-D NHWC, got {x_shape:?}"),
-        ));
-    };
+    let [n, h, w, c] = nhwc(OP, x_shape)?;
     if a.strides.contains(&0) || a.kernel.contains(&0) || a.dilations.contains(&0) {
         return Err(invalid(
             OP,
