@@ -15,7 +15,7 @@ mod gemm;
 mod igemm;
 mod linear;
 mod pool;
-mod resize;
+pub(crate) mod resize;
 mod softmax;
 #[cfg(test)]
 mod testutil;

@@ -9,8 +9,9 @@ use crate::par;
 use crate::window::nhwc;
 use ipukit_ir::ops::{NearestMode, Resize, ResizeMode};
 
-/// Nearest input index for a source coordinate, clamped to `[0, len)`.
-fn nearest(x: f32, mode: NearestMode, len: usize) -> usize {
+/// Nearest input index for a source coordinate, clamped to `[0, len)`; the integer resize
+/// uses the same rule.
+pub(crate) fn nearest(x: f32, mode: NearestMode, len: usize) -> usize {
     let i = match mode {
         NearestMode::RoundPreferFloor => {
             if x == x.trunc() + 0.5 {

@@ -336,7 +336,7 @@ multiversion!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int::testutil::{requant_def, with_threads, Rng};
+    use crate::int::testutil::{requant_def, with_threads, LayerData, Rng};
     use ipukit_ir::ops::fixed::{QLayer, Requant};
     use ipukit_ir::ops::{DepthwiseConv2d, Padding2d};
     use proptest::prelude::*;
@@ -432,60 +432,30 @@ mod tests {
             out,
         };
         let attrs = QDepthwiseConv2d { conv, layer };
-        let nw: usize = ws.iter().product();
-        let nx: usize = xs.iter().product();
-        let (x8, x16): (Vec<u8>, Vec<i16>) = (rng.vec(nx), rng.vec(nx));
-        let (w8, w16): (Vec<i8>, Vec<i16>) = (rng.vec(nw), rng.vec(nw));
-        let b32: Vec<i32> = (0..cout)
-            .map(|_| rng.extreme(i32::MIN, i32::MAX) >> rng.below(20))
-            .collect();
-        let b64: Vec<i64> = (0..cout)
-            .map(|_| (rng.extreme(i32::MIN, i32::MAX) as i64) << rng.below(20))
-            .collect();
-        let (weights, xi, wi, bi): (QWeights<'_>, Vec<i32>, Vec<i32>, Option<Vec<i64>>) = if bits16
-        {
-            (
-                QWeights::Bits16 {
-                    weight: &w16,
-                    bias: bias.then_some(&b64[..]),
-                },
-                x16.iter().map(|&v| v as i32).collect(),
-                w16.iter().map(|&v| v as i32).collect(),
-                bias.then(|| b64.clone()),
-            )
-        } else {
-            (
-                QWeights::Bits8 {
-                    weight: &w8,
-                    bias: bias.then_some(&b32[..]),
-                },
-                x8.iter().map(|&v| v as i32).collect(),
-                w8.iter().map(|&v| v as i32).collect(),
-                bias.then(|| b32.iter().map(|&v| v as i64).collect()),
-            )
-        };
+        let data = LayerData::random(&mut rng, xs.iter().product(), ws.iter().product(), cout);
+        let (weights, xi, wi, bi) = data.weights(bits16, bias);
         let want = naive(&attrs, xs, ws, &xi, &wi, bi.as_deref(), bits16);
         for isa in Isa::supported() {
             let p = PackedQDepthwise::with_isa(isa, &attrs, weights, &ws).unwrap();
             let got: Vec<i32> = with_threads(threads, || match (bits16, u8_out) {
                 (false, true) => {
                     let mut o = vec![0u8; want.len()];
-                    p.run(&x8, &xs, &mut o).unwrap();
+                    p.run(data.x8(), &xs, &mut o).unwrap();
                     o.iter().map(|&v| v as i32).collect()
                 }
                 (false, false) => {
                     let mut o = vec![0i16; want.len()];
-                    p.run(&x8, &xs, &mut o).unwrap();
+                    p.run(data.x8(), &xs, &mut o).unwrap();
                     o.iter().map(|&v| v as i32).collect()
                 }
                 (true, true) => {
                     let mut o = vec![0u8; want.len()];
-                    p.run(&x16, &xs, &mut o).unwrap();
+                    p.run(data.x16(), &xs, &mut o).unwrap();
                     o.iter().map(|&v| v as i32).collect()
                 }
                 (true, false) => {
                     let mut o = vec![0i16; want.len()];
-                    p.run(&x16, &xs, &mut o).unwrap();
+                    p.run(data.x16(), &xs, &mut o).unwrap();
                     o.iter().map(|&v| v as i32).collect()
                 }
             });

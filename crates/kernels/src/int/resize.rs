@@ -10,28 +10,11 @@
 
 use super::arith::{check_out, check_requant, requant, sat_out, QInt};
 use crate::error::{check_len, invalid, Result};
+use crate::float::resize::nearest;
 use crate::par;
 use crate::window::nhwc;
 use ipukit_ir::ops::fixed::QResize;
-use ipukit_ir::ops::{NearestMode, Resize, ResizeMode};
-
-/// Nearest input index for a source coordinate, clamped to `[0, len)` (the float kernel's
-/// rule).
-fn nearest(x: f32, mode: NearestMode, len: usize) -> usize {
-    let i = match mode {
-        NearestMode::RoundPreferFloor => {
-            if x == x.trunc() + 0.5 {
-                x.floor()
-            } else {
-                x.round()
-            }
-        }
-        NearestMode::RoundPreferCeil => x.round(),
-        NearestMode::Floor => x.floor(),
-        NearestMode::Ceil => x.ceil(),
-    };
-    (i.max(0.0) as usize).min(len.saturating_sub(1))
-}
+use ipukit_ir::ops::{Resize, ResizeMode};
 
 /// Nearest-neighbour resize of any element type (`attrs.mode` must be nearest): every output
 /// element is the input element the float operator picks, unchanged.
@@ -162,6 +145,7 @@ mod tests {
     use crate::int::testutil::{requant_def, Rng};
     use ipukit_ir::ops::fixed::{OutRange, Requant};
     use ipukit_ir::ops::CoordTransform;
+    use ipukit_ir::ops::NearestMode;
     use ipukit_ir::DType;
     use proptest::prelude::*;
 

@@ -128,3 +128,81 @@ impl Rng {
         }
     }
 }
+
+/// Random layer data of both modes: inputs, weights and biases (extreme-biased).
+pub(crate) struct LayerData {
+    x8: Vec<u8>,
+    x16: Vec<i16>,
+    w8: Vec<i8>,
+    w16: Vec<i16>,
+    b32: Vec<i32>,
+    b64: Vec<i64>,
+}
+
+/// A layer's [`crate::int::QWeights`] and, widened to `i32`/`i64` for a naive reference, its
+/// input, weights and optional bias.
+pub(crate) type Widened<'a> = (
+    crate::int::QWeights<'a>,
+    Vec<i32>,
+    Vec<i32>,
+    Option<Vec<i64>>,
+);
+
+impl LayerData {
+    /// `nx` input values, `nw` weights and `cout` biases; INT32 biases are shifted right and
+    /// INT64 ones left by up to 19 bits so that both small and large biases occur.
+    pub(crate) fn random(rng: &mut Rng, nx: usize, nw: usize, cout: usize) -> LayerData {
+        let (x8, x16) = (rng.vec(nx), rng.vec(nx));
+        let (w8, w16) = (rng.vec(nw), rng.vec(nw));
+        let b32 = (0..cout)
+            .map(|_| rng.extreme(i32::MIN, i32::MAX) >> rng.below(20))
+            .collect();
+        let b64 = (0..cout)
+            .map(|_| (rng.extreme(i32::MIN, i32::MAX) as i64) << rng.below(20))
+            .collect();
+        LayerData {
+            x8,
+            x16,
+            w8,
+            w16,
+            b32,
+            b64,
+        }
+    }
+
+    /// The 16-bit (`bits16`) or 8-bit data, with or without the bias.
+    pub(crate) fn weights(&self, bits16: bool, bias: bool) -> Widened<'_> {
+        let widen = |v: &[i16]| v.iter().map(|&v| v as i32).collect::<Vec<i32>>();
+        if bits16 {
+            (
+                crate::int::QWeights::Bits16 {
+                    weight: &self.w16,
+                    bias: bias.then_some(&self.b64[..]),
+                },
+                widen(&self.x16),
+                widen(&self.w16),
+                bias.then(|| self.b64.clone()),
+            )
+        } else {
+            (
+                crate::int::QWeights::Bits8 {
+                    weight: &self.w8,
+                    bias: bias.then_some(&self.b32[..]),
+                },
+                self.x8.iter().map(|&v| v as i32).collect(),
+                self.w8.iter().map(|&v| v as i32).collect(),
+                bias.then(|| self.b32.iter().map(|&v| v as i64).collect()),
+            )
+        }
+    }
+
+    /// The 8-bit input.
+    pub(crate) fn x8(&self) -> &[u8] {
+        &self.x8
+    }
+
+    /// The 16-bit input.
+    pub(crate) fn x16(&self) -> &[i16] {
+        &self.x16
+    }
+}
