@@ -3,21 +3,44 @@
 use crate::value::DataRef;
 use ipukit_ir::DType;
 
-/// Mutable elements of any element type.
+/// Mutable elements of any element type (the output side of [`crate::DataRef`]).
 #[derive(Debug)]
-pub(crate) enum DataMut<'a> {
+pub enum DataMut<'a> {
+    /// FLOAT32.
     F32(&'a mut [f32]),
+    /// INT64.
     I64(&'a mut [i64]),
+    /// INT32.
     I32(&'a mut [i32]),
+    /// INT16.
     I16(&'a mut [i16]),
+    /// UINT16.
     U16(&'a mut [u16]),
+    /// INT8.
     I8(&'a mut [i8]),
+    /// UINT8.
     U8(&'a mut [u8]),
+    /// BOOL.
     Bool(&'a mut [bool]),
 }
 
 impl DataMut<'_> {
-    pub(crate) fn dtype(&self) -> DType {
+    /// A shorter-lived view of the same elements.
+    pub fn reborrow(&mut self) -> DataMut<'_> {
+        match self {
+            DataMut::F32(v) => DataMut::F32(v),
+            DataMut::I64(v) => DataMut::I64(v),
+            DataMut::I32(v) => DataMut::I32(v),
+            DataMut::I16(v) => DataMut::I16(v),
+            DataMut::U16(v) => DataMut::U16(v),
+            DataMut::I8(v) => DataMut::I8(v),
+            DataMut::U8(v) => DataMut::U8(v),
+            DataMut::Bool(v) => DataMut::Bool(v),
+        }
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
         match self {
             DataMut::F32(_) => DType::F32,
             DataMut::I64(_) => DType::I64,

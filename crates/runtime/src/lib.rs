@@ -15,6 +15,9 @@
 //! `InputNormalize`, INT16 raw data), and [`TensorInfo`] / [`TensorDetails`] report each
 //! tensor's scale, zero point and calibrated range.
 //!
+//! [`NodeKernel`] runs one node on caller-owned buffers with the same packed kernels, for
+//! executors that plan their own memory (the offline image).
+//!
 //! [`ReferenceEvaluator`] implements [`ipukit_ir::passes::ConstEvaluator`] with the same
 //! kernels, for constant folding in the frontends.
 
@@ -25,11 +28,14 @@ mod error;
 mod evaluator;
 mod exec;
 mod fixed;
+mod node;
 mod plan;
 mod session;
 mod value;
 
+pub use buffer::DataMut;
 pub use error::{Result, RuntimeError};
 pub use evaluator::ReferenceEvaluator;
+pub use node::{NodeKernel, NodeOutput};
 pub use session::{Session, SessionOptions, TensorDetails, TensorInfo};
 pub use value::{DataRef, Value, ValueView};

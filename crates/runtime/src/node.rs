@@ -1,0 +1,157 @@
+//! One node at a time, for executors that own their memory (the offline image's arena).
+//!
+//! [`NodeKernel`] is what a [`crate::Session`] step runs, without the session's plan: the
+//! node's constant operands are packed once (fixed-point layers and tables, exactly as the
+//! session packs them), and [`NodeKernel::run`] computes the node from borrowed inputs into
+//! caller-provided outputs. The same kernels run, so the integers are the session's.
+
+use crate::buffer::DataMut;
+use crate::error::{Result, RuntimeError};
+use crate::exec::{self, OutSlot};
+use crate::fixed::QPacked;
+use crate::value::ValueView;
+use ipukit_ir::{DType, Graph, Node, Op};
+use ipukit_kernels::KernelError;
+
+/// An output of [`NodeKernel::run`]: its (inferred) shape and its elements.
+#[derive(Debug)]
+pub struct NodeOutput<'a> {
+    /// Shape of the output.
+    pub shape: &'a [usize],
+    /// Elements, exactly as many as the shape holds.
+    pub data: DataMut<'a>,
+}
+
+/// A node ready to run on caller-owned buffers.
+#[derive(Debug, Clone)]
+pub struct NodeKernel {
+    name: String,
+    op: Op,
+    packed: Option<QPacked>,
+}
+
+impl NodeKernel {
+    /// Checks that the kernels take the node's input types and packs its constant operands
+    /// (the weights and bias of fixed-point layers, the tables of `QLut`).
+    pub fn new(graph: &Graph, node: &Node) -> Result<NodeKernel> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: node.name.clone(),
+            op: node.op.name(),
+            source,
+        };
+        if let Some(t) = node.inputs.iter().find(|t| t.0 >= graph.tensors.len()) {
+            return Err(err(KernelError::Invalid {
+                op: node.op.name(),
+                reason: format!("input tensor {} does not exist", t.0),
+            }));
+        }
+        let dtypes: Vec<DType> = node.inputs.iter().map(|&t| graph.tensor(t).dtype).collect();
+        exec::check_supported(&node.op, &dtypes).map_err(err)?;
+        let packed = if node.op.is_fixed_point() {
+            let consts: Vec<_> = node
+                .inputs
+                .iter()
+                .map(|&t| {
+                    let t = graph.tensor(t);
+                    t.data.as_ref().map(|d| (d, t.shape.as_slice()))
+                })
+                .collect();
+            QPacked::new(&node.op, &consts).map_err(err)?
+        } else {
+            None
+        };
+        Ok(NodeKernel {
+            name: node.name.clone(),
+            op: node.op.clone(),
+            packed,
+        })
+    }
+
+    /// True when the constant operands were packed: [`NodeKernel::run`] then reads only the
+    /// first input (the activation) and ignores the others.
+    pub fn reads_first_input_only(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// The node's operator.
+    pub fn op(&self) -> &Op {
+        &self.op
+    }
+
+    /// Runs the node: `inputs` in the node's order (only the first one when
+    /// [`NodeKernel::reads_first_input_only`]), `outputs` with the inferred shapes. `scratch`
+    /// is working memory some float kernels grow; fixed-point kernels do not use it.
+    pub fn run(
+        &self,
+        inputs: &[ValueView<'_>],
+        outputs: &mut [NodeOutput<'_>],
+        scratch: &mut Vec<f32>,
+    ) -> Result<()> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        };
+        if let Some(p) = &self.packed {
+            let (Some(&x), [out]) = (inputs.first(), outputs) else {
+                return Err(err(KernelError::Invalid {
+                    op: self.op.name(),
+                    reason: "a packed layer takes one activation and gives one output".into(),
+                }));
+            };
+            return p.run(&self.op, x, &mut out.data).map_err(err);
+        }
+        let mut slots: Vec<OutSlot<'_>> = outputs
+            .iter_mut()
+            .map(|o| OutSlot {
+                shape: o.shape,
+                data: o.data.reborrow(),
+            })
+            .collect();
+        exec::execute(&self.op, inputs, &mut slots, scratch).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Session, SessionOptions, Value};
+    use ipukit_ir::ops::fixed::{OutRange, QRescale, Requant};
+
+    #[test]
+    fn node_kernel_gives_the_session_integers() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", DType::I16, vec![1, 2, 3]);
+        let op = Op::QRescale(QRescale {
+            input_zero_point: 0,
+            positive: vec![Requant::from_ratio(0.37).unwrap()],
+            negative: vec![Requant::from_ratio(0.05).unwrap()],
+            out_dtype: DType::U8,
+            out: OutRange::full(DType::U8, 7),
+        });
+        let y = g.add_node("r", op, vec![x], &["y"]).unwrap()[0];
+        g.outputs.push(y);
+        let xs: Vec<i16> = vec![-300, -5, 0, 4, 99, 1000];
+        let mut s = Session::new(g.clone(), SessionOptions { threads: Some(1) }).unwrap();
+        let want = s
+            .run(vec![Value::new(vec![1, 2, 3], xs.clone()).unwrap()])
+            .unwrap();
+        let k = NodeKernel::new(&g, &g.nodes[0]).unwrap();
+        assert!(!k.reads_first_input_only());
+        let mut out = vec![0u8; 6];
+        let shape = [1usize, 2, 3];
+        k.run(
+            &[ValueView {
+                shape: &shape,
+                data: crate::DataRef::I16(&xs),
+            }],
+            &mut [NodeOutput {
+                shape: &shape,
+                data: DataMut::U8(&mut out),
+            }],
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(want[0].data, out.into());
+    }
+}
