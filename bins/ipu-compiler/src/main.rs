@@ -1,0 +1,3 @@
+//! `ipu-compiler`: fixed.sim → offline image.
+
+fn main() {}

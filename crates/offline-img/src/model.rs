@@ -1,0 +1,719 @@
+//! Running an offline image: [`OfflineModel`] executes the program on one arena laid out as
+//! the image's memory plan says, with the runtime's integer kernels.
+
+use crate::error::{ImgError, Result};
+use crate::format::{self, BatchMode, Image};
+use crate::program::Exec;
+use ipukit_config::InputConfig;
+use ipukit_ir::{DType, TensorData, TensorId};
+use ipukit_runtime::{
+    DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
+};
+use rayon::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Options for loading an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Intra-op threads (`None`: every core).
+    pub threads: Option<usize>,
+}
+
+/// A table that replaces a chain of element-wise operators: entry `x − min(in type)` holds
+/// the chain's result for input `x`.
+#[derive(Debug, Clone)]
+struct Table {
+    input: DType,
+    values: TensorData,
+}
+
+/// What each node runs (built once at load).
+#[derive(Debug, Clone)]
+enum Step {
+    Kernel(NodeKernel),
+    Alias,
+    Table { table: Arc<Table>, output: TensorId },
+    Skip,
+}
+
+/// A loaded offline image, ready to run (the `calibrator_custom.offline_simulator` interface).
+///
+/// ```no_run
+/// use ipukit_offline_img::OfflineModel;
+/// use ipukit_runtime::Value;
+///
+/// let mut m = OfflineModel::load("ppocr_cls_fixed.sim_sgsimg.img").unwrap();
+/// let info = &m.input_details()[0];
+/// let image = Value::new(info.shape.clone(), vec![0u8; info.shape.iter().product()]).unwrap();
+/// m.set_input(0, image).unwrap();
+/// m.invoke().unwrap();
+/// let scores = m.output(0).unwrap();
+/// # let _ = scores;
+/// ```
+pub struct OfflineModel {
+    image: Arc<Image>,
+    steps: Arc<Vec<Step>>,
+    pool: Arc<rayon::ThreadPool>,
+    threads: usize,
+    arena: Vec<u64>,
+    scratch: Vec<f32>,
+    inputs: Vec<Option<(usize, TensorData)>>,
+    outputs: Option<Vec<Value>>,
+}
+
+impl std::fmt::Debug for OfflineModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineModel")
+            .field("soc", &self.image.header.soc)
+            .field("nodes", &self.image.program.graph.nodes.len())
+            .field("arena_bytes", &self.image.plan.arena_bytes)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+fn typed<'a>(dtype: DType, b: &'a [u8]) -> Result<DataRef<'a>> {
+    let bad = |_| ImgError::Usage(format!("arena view of {} bytes is misaligned", b.len()));
+    Ok(match dtype {
+        DType::F32 => DataRef::F32(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::I64 => DataRef::I64(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::I32 => DataRef::I32(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::I16 => DataRef::I16(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::U16 => DataRef::U16(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::I8 => DataRef::I8(bytemuck::try_cast_slice(b).map_err(bad)?),
+        DType::U8 => DataRef::U8(b),
+        DType::Bool => {
+            return Err(ImgError::Usage(
+                "BOOL tensors cannot live in the arena".into(),
+            ))
+        }
+    })
+}
+
+fn typed_mut<'a>(dtype: DType, b: &'a mut [u8]) -> Result<DataMut<'a>> {
+    let n = b.len();
+    let bad = |_| ImgError::Usage(format!("arena view of {n} bytes is misaligned"));
+    Ok(match dtype {
+        DType::F32 => DataMut::F32(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::I64 => DataMut::I64(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::I32 => DataMut::I32(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::I16 => DataMut::I16(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::U16 => DataMut::U16(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::I8 => DataMut::I8(bytemuck::try_cast_slice_mut(b).map_err(bad)?),
+        DType::U8 => DataMut::U8(b),
+        DType::Bool => {
+            return Err(ImgError::Usage(
+                "BOOL tensors cannot live in the arena".into(),
+            ))
+        }
+    })
+}
+
+fn raw_bytes<'a>(d: &DataRef<'a>) -> Result<&'a [u8]> {
+    Ok(match *d {
+        DataRef::F32(v) => bytemuck::cast_slice(v),
+        DataRef::I64(v) => bytemuck::cast_slice(v),
+        DataRef::I32(v) => bytemuck::cast_slice(v),
+        DataRef::I16(v) => bytemuck::cast_slice(v),
+        DataRef::U16(v) => bytemuck::cast_slice(v),
+        DataRef::I8(v) => bytemuck::cast_slice(v),
+        DataRef::U8(v) => v,
+        DataRef::Bool(_) => {
+            return Err(ImgError::Usage(
+                "BOOL tensors cannot live in the arena".into(),
+            ))
+        }
+    })
+}
+
+/// Splits the arena into the (disjoint) output ranges, mutable, and the gaps between them.
+#[allow(clippy::type_complexity)]
+fn split<'a>(
+    mut arena: &'a mut [u8],
+    outs: &[(usize, usize)],
+) -> Result<(Vec<&'a mut [u8]>, Vec<(usize, &'a [u8])>)> {
+    let mut order: Vec<usize> = (0..outs.len()).collect();
+    order.sort_by_key(|&i| outs[i].0);
+    let mut pos = 0usize;
+    let mut gaps = Vec::with_capacity(outs.len() + 1);
+    let mut slices: Vec<Option<&'a mut [u8]>> = (0..outs.len()).map(|_| None).collect();
+    for &i in &order {
+        let (off, len) = outs[i];
+        if off < pos || off + len > pos + arena.len() {
+            return Err(ImgError::Usage(
+                "outputs of a step overlap in the arena".into(),
+            ));
+        }
+        let (gap, rest) = std::mem::take(&mut arena).split_at_mut(off - pos);
+        let (out, rest) = rest.split_at_mut(len);
+        gaps.push((pos, &*gap));
+        slices[i] = Some(out);
+        arena = rest;
+        pos = off + len;
+    }
+    gaps.push((pos, &*arena));
+    let slices = slices.into_iter().flatten().collect();
+    Ok((slices, gaps))
+}
+
+fn find<'a>(gaps: &[(usize, &'a [u8])], off: usize, len: usize) -> Result<&'a [u8]> {
+    gaps.iter()
+        .find(|(start, g)| off >= *start && off + len <= start + g.len())
+        .map(|(start, g)| &g[off - start..off - start + len])
+        .ok_or_else(|| ImgError::Usage("a step reads memory it also writes".into()))
+}
+
+/// Runs a chain of table-able kernels on every value of the input type.
+fn build_table(chain: &[NodeKernel], input: DType) -> Result<Table> {
+    let domain: TensorData = match input {
+        DType::U8 => (0..=255u8).collect::<Vec<_>>().into(),
+        DType::I8 => (-128..=127i8).collect::<Vec<_>>().into(),
+        DType::I16 => (i16::MIN..=i16::MAX).collect::<Vec<_>>().into(),
+        DType::U16 => (0..=u16::MAX).collect::<Vec<_>>().into(),
+        d => return Err(ImgError::Usage(format!("no table over {d}"))),
+    };
+    let mut cur = domain;
+    let mut scratch = Vec::new();
+    for k in chain {
+        let shape = [cur.len()];
+        let out_dtype = k
+            .op()
+            .infer(&[(cur.dtype(), &shape[..])])
+            .map_err(ImgError::Graph)?
+            .first()
+            .map(|o| o.0)
+            .ok_or_else(|| ImgError::Usage("table operator without output".into()))?;
+        let mut out = zeros(out_dtype, cur.len());
+        {
+            let mut outs = [NodeOutput {
+                shape: &shape,
+                data: data_mut(&mut out)?,
+            }];
+            let x = ValueView {
+                shape: &shape,
+                data: DataRef::from(&cur),
+            };
+            k.run(&[x], &mut outs, &mut scratch)?;
+        }
+        cur = out;
+    }
+    Ok(Table { input, values: cur })
+}
+
+fn zeros(dtype: DType, n: usize) -> TensorData {
+    match dtype {
+        DType::F32 => vec![0f32; n].into(),
+        DType::I64 => vec![0i64; n].into(),
+        DType::I32 => vec![0i32; n].into(),
+        DType::I16 => vec![0i16; n].into(),
+        DType::U16 => vec![0u16; n].into(),
+        DType::I8 => vec![0i8; n].into(),
+        DType::U8 => vec![0u8; n].into(),
+        DType::Bool => vec![false; n].into(),
+    }
+}
+
+fn data_mut(d: &mut TensorData) -> Result<DataMut<'_>> {
+    let bad = || ImgError::Usage("shared tensor data".into());
+    Ok(match d {
+        TensorData::F32(v) => DataMut::F32(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::I64(v) => DataMut::I64(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::I32(v) => DataMut::I32(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::I16(v) => DataMut::I16(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::U16(v) => DataMut::U16(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::I8(v) => DataMut::I8(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::U8(v) => DataMut::U8(Arc::get_mut(v).ok_or_else(bad)?),
+        TensorData::Bool(v) => DataMut::Bool(Arc::get_mut(v).ok_or_else(bad)?),
+    })
+}
+
+/// `out[i] = table[x[i] − min]`, in parallel chunks.
+fn apply_table(t: &Table, x: DataRef<'_>, out: DataMut<'_>) -> Result<()> {
+    fn go<X: Copy + Sync, O: Copy + Send + Sync>(
+        x: &[X],
+        table: &[O],
+        out: &mut [O],
+        index: impl Fn(X) -> usize + Sync,
+    ) -> Result<()> {
+        if x.len() != out.len() {
+            return Err(ImgError::Usage(
+                "table input and output differ in size".into(),
+            ));
+        }
+        const CHUNK: usize = 1 << 14;
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = table[index(v)];
+                }
+            });
+        Ok(())
+    }
+    macro_rules! with_out {
+        ($x:expr, $idx:expr) => {
+            match (&t.values, out) {
+                (TensorData::U8(tb), DataMut::U8(o)) => go($x, tb, o, $idx),
+                (TensorData::I8(tb), DataMut::I8(o)) => go($x, tb, o, $idx),
+                (TensorData::I16(tb), DataMut::I16(o)) => go($x, tb, o, $idx),
+                (TensorData::U16(tb), DataMut::U16(o)) => go($x, tb, o, $idx),
+                (TensorData::I32(tb), DataMut::I32(o)) => go($x, tb, o, $idx),
+                _ => Err(ImgError::Usage("table output type mismatch".into())),
+            }
+        };
+    }
+    match (t.input, x) {
+        (DType::U8, DataRef::U8(x)) => with_out!(x, |v: u8| v as usize),
+        (DType::I8, DataRef::I8(x)) => with_out!(x, |v: i8| (v as i32 + 128) as usize),
+        (DType::I16, DataRef::I16(x)) => with_out!(x, |v: i16| (v as i32 + 32768) as usize),
+        (DType::U16, DataRef::U16(x)) => with_out!(x, |v: u16| v as usize),
+        _ => Err(ImgError::Usage("table input type mismatch".into())),
+    }
+}
+
+impl OfflineModel {
+    /// Loads and checks an image file.
+    pub fn load(path: impl AsRef<Path>) -> Result<OfflineModel> {
+        OfflineModel::load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads and checks an image file with options.
+    pub fn load_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<OfflineModel> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ImgError::Usage(format!("FileNotFoundError: {}", path.display()))
+            } else {
+                ImgError::Io {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        })?;
+        OfflineModel::from_bytes(&bytes, opts)
+    }
+
+    /// Checks an image held in memory and prepares it to run.
+    pub fn from_bytes(bytes: &[u8], opts: &LoadOptions) -> Result<OfflineModel> {
+        OfflineModel::from_image(format::decode(bytes)?, opts)
+    }
+
+    /// Prepares a decoded image: packs the layers' weights for this CPU and builds the tables
+    /// of element-wise chains.
+    ///
+    /// Weights are stored in the image in their canonical layouts (OHWI, `1HWC`, `[N, K]`) and
+    /// packed here, because the packed layout depends on the instruction set the CPU offers
+    /// (AVX2, AVX-512, scalar), which the compiling machine cannot know.
+    pub fn from_image(image: Image, opts: &LoadOptions) -> Result<OfflineModel> {
+        let g = &image.program.graph;
+        let mut steps = Vec::with_capacity(g.nodes.len());
+        let mut i = 0;
+        while i < g.nodes.len() {
+            let node = &g.nodes[i];
+            match image.program.exec[i] {
+                Exec::Kernel => steps.push(Step::Kernel(NodeKernel::new(g, node)?)),
+                Exec::Alias => steps.push(Step::Alias),
+                Exec::TableLink => {
+                    return Err(crate::error::corrupt(
+                        "program",
+                        format!("table link '{}' without a head", node.name),
+                    ))
+                }
+                Exec::TableHead => {
+                    let mut j = i;
+                    while image.program.exec.get(j + 1) == Some(&Exec::TableLink) {
+                        j += 1;
+                    }
+                    let chain = g.nodes[i..=j]
+                        .iter()
+                        .map(|n| NodeKernel::new(g, n))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let table = build_table(&chain, g.tensor(node.inputs[0]).dtype)?;
+                    steps.push(Step::Table {
+                        table: Arc::new(table),
+                        output: g.nodes[j].outputs[0],
+                    });
+                    steps.extend((i..j).map(|_| Step::Skip));
+                    i = j;
+                }
+            }
+            i += 1;
+        }
+        let threads = opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ipukit-img-{i}"))
+            .build()
+            .map_err(|e| {
+                ImgError::Runtime(RuntimeError::ThreadPool {
+                    threads,
+                    reason: e.to_string(),
+                })
+            })?;
+        let n_in = g.inputs.len();
+        let words = image.plan.arena_bytes.div_ceil(8);
+        Ok(OfflineModel {
+            image: Arc::new(image),
+            steps: Arc::new(steps),
+            pool: Arc::new(pool),
+            threads,
+            arena: vec![0u64; words],
+            scratch: Vec::new(),
+            inputs: vec![None; n_in],
+            outputs: None,
+        })
+    }
+
+    /// An independent executor of the same image (shares the packed weights) on its own
+    /// pool of `threads` threads.
+    pub fn fork(&self, threads: usize) -> Result<OfflineModel> {
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| {
+                ImgError::Runtime(RuntimeError::ThreadPool {
+                    threads,
+                    reason: e.to_string(),
+                })
+            })?;
+        Ok(OfflineModel {
+            image: self.image.clone(),
+            steps: self.steps.clone(),
+            pool: Arc::new(pool),
+            threads,
+            arena: vec![0u64; self.arena.len()],
+            scratch: Vec::new(),
+            inputs: vec![None; self.inputs.len()],
+            outputs: None,
+        })
+    }
+
+    /// The checked image.
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// Batch mode of the image.
+    pub fn batch_mode(&self) -> BatchMode {
+        self.image.header.batch_mode
+    }
+
+    /// Allowed batch sizes: `[max]` for `n_buf` (any size up to it runs), the list for
+    /// `one_buf`.
+    pub fn batch_sizes(&self) -> &[usize] {
+        &self.image.header.batch_sizes
+    }
+
+    /// The `input_config.ini` the model was converted with, if the image stores it.
+    pub fn input_config(&self) -> Result<Option<InputConfig>> {
+        self.image
+            .metadata
+            .input_config
+            .as_deref()
+            .map(|j| {
+                InputConfig::from_json(j)
+                    .map_err(|e| crate::error::corrupt("metadata", e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn info(&self, index: usize, t: TensorId) -> TensorInfo {
+        let t = self.image.program.graph.tensor(t);
+        TensorInfo {
+            index,
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            quantization: t.quant.clone().filter(|_| t.dtype != DType::F32),
+        }
+    }
+
+    /// The model inputs (shapes of one batch item, as in the fixed model).
+    pub fn input_details(&self) -> Vec<TensorInfo> {
+        let g = &self.image.program.graph;
+        g.inputs
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| self.info(i, t))
+            .collect()
+    }
+
+    /// The model outputs (shapes of one batch item).
+    pub fn output_details(&self) -> Vec<TensorInfo> {
+        let g = &self.image.program.graph;
+        g.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| self.info(i, t))
+            .collect()
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        let sizes = self.batch_sizes();
+        let ok = match self.batch_mode() {
+            BatchMode::NBuf => n >= 1 && sizes.first().is_some_and(|&m| n <= m),
+            BatchMode::OneBuf => sizes.contains(&n),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ImgError::Batch(match self.batch_mode() {
+                BatchMode::NBuf => format!(
+                    "batch {n} is not allowed: this n_buf image runs 1 to {} items",
+                    sizes.first().copied().unwrap_or(1)
+                ),
+                BatchMode::OneBuf => {
+                    format!(
+                        "batch {n} is not allowed: this one_buf image runs batches of {sizes:?}"
+                    )
+                }
+            }))
+        }
+    }
+
+    /// Sets input `index`: the input's element type and shape, with dimension 0 the batch
+    /// (1 for a single item; up to the maximum for `n_buf`, one of the sizes for `one_buf`).
+    pub fn set_input(&mut self, index: usize, value: Value) -> Result<()> {
+        let g = &self.image.program.graph;
+        let count = g.inputs.len();
+        let &t = g
+            .inputs
+            .get(index)
+            .ok_or(ImgError::Runtime(RuntimeError::InputIndex { index, count }))?;
+        let t = g.tensor(t);
+        let name = t.name.clone();
+        if value.dtype() != t.dtype {
+            return Err(ImgError::Runtime(RuntimeError::InputType {
+                got: value.dtype(),
+                expected: t.dtype,
+                index,
+                name,
+            }));
+        }
+        if value.shape.len() != t.shape.len() {
+            return Err(ImgError::Runtime(RuntimeError::InputRank {
+                got: value.shape.len(),
+                expected: t.shape.len(),
+                index,
+                name,
+            }));
+        }
+        if let Some(dim) = (1..t.shape.len()).find(|&d| value.shape[d] != t.shape[d]) {
+            return Err(ImgError::Runtime(RuntimeError::InputDim {
+                got: value.shape[dim],
+                expected: t.shape[dim],
+                dim,
+                index,
+                name,
+            }));
+        }
+        let n = value.shape.first().copied().unwrap_or(1);
+        self.check_batch(n)?;
+        let expected = t.numel() * n;
+        if value.data.len() != expected {
+            return Err(ImgError::Runtime(RuntimeError::ValueLength {
+                got: value.data.len(),
+                expected,
+                shape: value.shape,
+            }));
+        }
+        self.inputs[index] = Some((n, value.data));
+        self.outputs = None;
+        Ok(())
+    }
+
+    /// Runs the model on the inputs set with [`OfflineModel::set_input`], one batch item
+    /// after the other.
+    pub fn invoke(&mut self) -> Result<()> {
+        self.outputs = None;
+        let image = self.image.clone();
+        let g = &image.program.graph;
+        let mut n = None;
+        for (i, v) in self.inputs.iter().enumerate() {
+            let Some((b, _)) = v else {
+                return Err(ImgError::Runtime(RuntimeError::InputNotSet {
+                    index: i,
+                    name: g.tensor(g.inputs[i]).name.clone(),
+                }));
+            };
+            if n.is_some_and(|n| n != *b) {
+                return Err(ImgError::Batch(format!(
+                    "inputs have different batch sizes ({} and {b})",
+                    n.unwrap_or(0)
+                )));
+            }
+            n = Some(*b);
+        }
+        let n = n.unwrap_or(1);
+        let mut outs: Vec<Vec<u8>> = vec![Vec::new(); g.outputs.len()];
+        for item in 0..n {
+            self.run_item(item, &mut outs)?;
+        }
+        let values = g
+            .outputs
+            .iter()
+            .zip(outs)
+            .map(|(&t, bytes)| {
+                let t = g.tensor(t);
+                let data = TensorData::from_le_bytes(t.dtype, &bytes)
+                    .ok_or_else(|| ImgError::Usage("bad output bytes".into()))?;
+                let mut shape = t.shape.clone();
+                if let Some(d0) = shape.first_mut() {
+                    *d0 *= n;
+                }
+                Ok(Value::new(shape, data)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.outputs = Some(values);
+        Ok(())
+    }
+
+    fn run_item(&mut self, item: usize, outs: &mut [Vec<u8>]) -> Result<()> {
+        let OfflineModel {
+            image,
+            steps,
+            pool,
+            arena,
+            scratch,
+            inputs,
+            ..
+        } = self;
+        let g = &image.program.graph;
+        let place = &image.plan.place;
+        let arena: &mut [u8] = bytemuck::cast_slice_mut(arena.as_mut_slice());
+        // Inputs into their arena buffers.
+        for (i, &t) in g.inputs.iter().enumerate() {
+            let Some((_, data)) = &inputs[i] else {
+                continue;
+            };
+            let all = raw_bytes(&DataRef::from(data))?;
+            let len = g.tensor(t).numel() * g.tensor(t).dtype.size();
+            let src = all
+                .get(item * len..(item + 1) * len)
+                .ok_or_else(|| ImgError::Usage("input shorter than its batch".into()))?;
+            let Some((off, _)) = place[t.0] else {
+                continue;
+            };
+            arena[off..off + len].copy_from_slice(src);
+        }
+        pool.install(|| -> Result<()> {
+            for (i, step) in steps.iter().enumerate() {
+                let node = &g.nodes[i];
+                match step {
+                    Step::Alias | Step::Skip => {}
+                    Step::Kernel(k) => {
+                        let out_places: Vec<(usize, usize)> = node
+                            .outputs
+                            .iter()
+                            .map(|&o| place[o.0].ok_or_else(|| no_place(g, o)))
+                            .collect::<Result<_>>()?;
+                        let (slices, gaps) = split(arena, &out_places)?;
+                        let read = if k.reads_first_input_only() {
+                            &node.inputs[..1]
+                        } else {
+                            &node.inputs[..]
+                        };
+                        let views = read
+                            .iter()
+                            .map(|&t| {
+                                let tensor = g.tensor(t);
+                                let data = match (&tensor.data, place[t.0]) {
+                                    (Some(d), _) => DataRef::from(d),
+                                    (None, Some((off, len))) => {
+                                        typed(tensor.dtype, find(&gaps, off, len)?)?
+                                    }
+                                    (None, None) => return Err(no_place(g, t)),
+                                };
+                                Ok(ValueView {
+                                    shape: &tensor.shape,
+                                    data,
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        let mut outputs = node
+                            .outputs
+                            .iter()
+                            .zip(slices)
+                            .map(|(&o, s)| {
+                                let t = g.tensor(o);
+                                Ok(NodeOutput {
+                                    shape: &t.shape,
+                                    data: typed_mut(t.dtype, s)?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        k.run(&views, &mut outputs, scratch)?;
+                    }
+                    Step::Table { table, output } => {
+                        let x = node.inputs[0];
+                        let (xo, xl) = place[x.0].ok_or_else(|| no_place(g, x))?;
+                        let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
+                        let (slices, gaps) = split(arena, &[(oo, ol)])?;
+                        let xv = typed(g.tensor(x).dtype, find(&gaps, xo, xl)?)?;
+                        let Some(out) = slices.into_iter().next() else {
+                            return Err(no_place(g, *output));
+                        };
+                        apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        for (k, &t) in g.outputs.iter().enumerate() {
+            let tensor = g.tensor(t);
+            let len = tensor.numel() * tensor.dtype.size();
+            if let Some(d) = &tensor.data {
+                outs[k].extend_from_slice(raw_bytes(&DataRef::from(d))?);
+            } else if let Some((off, _)) = place[t.0] {
+                outs[k].extend_from_slice(&arena[off..off + len]);
+            } else {
+                return Err(no_place(g, t));
+            }
+        }
+        Ok(())
+    }
+
+    /// Output `index` of the last [`OfflineModel::invoke`] (dimension 0 is the batch).
+    pub fn output(&self, index: usize) -> Result<Value> {
+        let outs = self
+            .outputs
+            .as_ref()
+            .ok_or(ImgError::Runtime(RuntimeError::NotInvoked))?;
+        outs.get(index)
+            .cloned()
+            .ok_or(ImgError::Runtime(RuntimeError::OutputIndex {
+                index,
+                count: outs.len(),
+            }))
+    }
+
+    /// Sets every input, invokes, and returns every output.
+    pub fn run(&mut self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        let expected = self.inputs.len();
+        if inputs.len() != expected {
+            return Err(ImgError::Runtime(RuntimeError::InputCount {
+                got: inputs.len(),
+                expected,
+            }));
+        }
+        for (i, v) in inputs.into_iter().enumerate() {
+            self.set_input(i, v)?;
+        }
+        self.invoke()?;
+        (0..self.image.program.graph.outputs.len())
+            .map(|i| self.output(i))
+            .collect()
+    }
+}
+
+fn no_place(g: &ipukit_ir::Graph, t: TensorId) -> ImgError {
+    ImgError::Usage(format!(
+        "tensor '{}' has no place in the arena",
+        g.tensor(t).name
+    ))
+}
