@@ -934,6 +934,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Image> {
                 ),
             ));
         }
+        if bytes[end as usize..off as usize].iter().any(|&b| b != 0) {
+            return Err(corrupt(name, "padding before the section is not zero"));
+        }
         let s = &bytes[off as usize..(off + len) as usize];
         let computed = crc32fast::hash(s);
         if computed != crc {
@@ -945,6 +948,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Image> {
         }
         end = off + len;
         payloads.push(s);
+    }
+    if end != bytes.len() as u64 {
+        return Err(corrupt(
+            "metadata",
+            format!("{} bytes after the last section", bytes.len() as u64 - end),
+        ));
     }
     let (mut program, consts) = read_program(payloads[0])?;
     let plan = read_plan(payloads[1], program.graph.tensors.len())?;

@@ -81,3 +81,121 @@ pub fn session_outputs(g: &Graph, input: &ipukit_runtime::Value) -> Vec<ipukit_r
     .unwrap();
     s.run(vec![input.clone()]).unwrap()
 }
+
+/// A small fixed graph with every kind of step: an image input normalised in the model, a
+/// table chain (QLut → QRescale), a Pad folded into an 8-bit convolution, an alias (Reshape)
+/// and a dequantized output.
+pub fn small_fixed() -> (Graph, SimMetadata) {
+    use ipukit_ir::ops::fixed::{
+        Dequantize, ImageInput, InputNormalize, OutRange, QConv2d, QLayer, QLut, QRescale, Requant,
+    };
+    use ipukit_ir::ops::{Conv2d, FusedActivation, Pad, PadMode, Padding2d, Reshape};
+    use ipukit_ir::{DType, Op, QuantParams};
+    let mut g = Graph::new();
+    let x = g.add_input("image", DType::U8, vec![1, 6, 5, 3]);
+    let norm = Op::InputNormalize(InputNormalize {
+        image: ImageInput::Interleaved,
+        source_channel: vec![2, 1, 0],
+        mean_q: vec![128 * 256; 3],
+        requant: vec![Requant::from_ratio(0.5).unwrap(); 3],
+    });
+    let a = g.add_node("norm", norm, vec![x], &["a"]).unwrap()[0];
+    let table: Vec<i16> = (0..1025i32)
+        .map(|k| ((k * 61) % 65536 - 32768) as i16 / 3)
+        .collect();
+    let l = g
+        .add_node("lut", Op::QLut(QLut { table }), vec![a], &["l"])
+        .unwrap()[0];
+    let r = g
+        .add_node(
+            "to_u8",
+            Op::QRescale(QRescale {
+                input_zero_point: 0,
+                positive: vec![Requant::from_ratio(0.01).unwrap()],
+                negative: vec![Requant::from_ratio(0.002).unwrap()],
+                out_dtype: DType::U8,
+                out: OutRange::full(DType::U8, 100),
+            }),
+            vec![l],
+            &["r"],
+        )
+        .unwrap()[0];
+    let p = g
+        .add_node(
+            "pad",
+            Op::Pad(Pad {
+                pads: vec![[0, 0], [1, 1], [0, 2], [0, 0]],
+                mode: PadMode::Constant(100.0),
+            }),
+            vec![r],
+            &["p"],
+        )
+        .unwrap()[0];
+    let w = g
+        .add_const(
+            "w",
+            vec![4, 3, 3, 3],
+            (0..108)
+                .map(|i| ((i * 37) % 255) as i8)
+                .collect::<Vec<_>>()
+                .into(),
+        )
+        .unwrap();
+    let b = g
+        .add_const("b", vec![4], vec![5i32, -7, 1000, 0].into())
+        .unwrap();
+    let conv = Op::QConv2d(QConv2d {
+        conv: Conv2d {
+            strides: [1, 2],
+            dilations: [1, 1],
+            padding: Padding2d {
+                top: 0,
+                left: 1,
+                bottom: 1,
+                right: 0,
+            },
+            groups: 1,
+            activation: FusedActivation::None,
+        },
+        layer: QLayer {
+            input_zero_point: 100,
+            requant: (0..4)
+                .map(|c| Requant::from_ratio(0.001 * (c + 1) as f64).unwrap())
+                .collect(),
+            out_dtype: DType::I16,
+            out: OutRange::full(DType::I16, 0),
+        },
+    });
+    let c = g.add_node("conv", conv, vec![p, w, b], &["c"]).unwrap()[0];
+    let n = g.tensor(c).numel();
+    let f = g
+        .add_node(
+            "flat",
+            Op::Reshape(Reshape { shape: vec![1, n] }),
+            vec![c],
+            &["f"],
+        )
+        .unwrap()[0];
+    g.tensor_mut(f).quant = Some(QuantParams {
+        scale: vec![0.05],
+        zero_point: vec![0],
+        min: vec![-1600.0],
+        max: vec![1600.0],
+        quantized_dimension: 0,
+    });
+    let y = g
+        .add_node(
+            "dequant",
+            Op::Dequantize(Dequantize {
+                scale: 0.05,
+                zero_point: 0,
+            }),
+            vec![f],
+            &["y"],
+        )
+        .unwrap()[0];
+    g.outputs.push(y);
+    g.outputs.push(c);
+    g.validate().unwrap();
+    (g, SimMetadata::new(ipukit_simfmt::Stage::Fixed, "test"))
+}
