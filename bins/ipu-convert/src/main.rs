@@ -2,10 +2,11 @@
 //!
 //! `ipu-convert onnx --model_file M.onnx --input_config input_config.ini --output_file M_float.sim`
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use ipukit_calibrator::CalibrateOptions;
 use ipukit_convert::{convert, parse_input_shapes, ConvertOptions, Platform};
+use ipukit_offline_img::{compile_file, CompileOptions};
 use ipukit_quant::calibrate::QuantLevel;
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 #[command(
     name = "ipu-convert",
     version,
-    about = "Convert a trained model into an ipukit float model (*_float.sim)"
+    about = "Convert a trained model into an ipukit float model (*_float.sim); with -i/-n, on to a fixed model or an offline image"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,7 +48,8 @@ struct ModelArgs {
     /// The input_config.ini describing inputs and outputs.
     #[arg(long = "input_config")]
     input_config: PathBuf,
-    /// Where to write the float model (*_float.sim).
+    /// Where to write the float model (*_float.sim); with -i/-n the fixed model
+    /// (*_fixed.sim) or the offline image (*.img).
     #[arg(long = "output_file")]
     output_file: PathBuf,
     /// Target SoC profile (see `ipu-convert show_sdk_info`).
@@ -97,10 +99,10 @@ fn run(cli: Cli) -> Result<()> {
     };
     let opts = ConvertOptions {
         platform,
-        model_file: a.model_file,
-        weight_file: a.weight_file,
-        input_config: a.input_config,
-        soc_version: a.soc_version,
+        model_file: a.model_file.clone(),
+        weight_file: a.weight_file.clone(),
+        input_config: a.input_config.clone(),
+        soc_version: a.soc_version.clone(),
         input_shapes: a
             .input_shapes
             .as_deref()
@@ -112,9 +114,16 @@ fn run(cli: Cli) -> Result<()> {
         (Some(images), Some(pre)) => Some((images.clone(), pre.clone())),
         _ => None,
     };
+    let paths = chain::ChainPaths::new(&a.output_file, a.export_models);
+    if calibration.is_none() && paths.image.is_some() {
+        bail!(
+            "--output_file {}: an offline image needs calibration data; give -i and -n (or convert to X_float.sim, then run ipu-calibrator and ipu-compiler)",
+            a.output_file.display()
+        );
+    }
     let float_file = match &calibration {
         None => a.output_file.clone(),
-        Some(_) => chain::float_path(&a.output_file, a.export_models)?,
+        Some(_) => paths.float.clone(),
     };
     let model = convert(&opts)?;
     model.write(&float_file)?;
@@ -135,25 +144,60 @@ fn run(cli: Cli) -> Result<()> {
         println!("  output {:<24} {} {:?}", t.name, t.dtype, t.shape);
     }
     if let Some((images, preprocess)) = calibration {
-        let cal = CalibrateOptions {
-            model: float_file.clone(),
-            images,
-            preprocess,
-            output: Some(a.output_file.clone()),
-            num_process: a.num_process.max(1),
-            level: QuantLevel::parse(&a.quant_level)?,
-            soc_version: opts.soc_version.clone(),
-            quant_param: a.quant_param.clone(),
-            ..CalibrateOptions::default()
-        };
-        let result = ipukit_calibrator::cli::calibrate_with_progress(&cal);
+        let result = calibrate_and_compile(&a, &opts.soc_version, images, preprocess, &paths);
         if !a.export_models {
-            let _ = std::fs::remove_file(&float_file);
+            for f in paths.intermediates() {
+                let _ = std::fs::remove_file(f);
+            }
         }
-        let result = result?;
-        print!("{}", result.summary());
-        println!("{} -> {}", float_file.display(), result.output.display());
+        result?;
     }
+    Ok(())
+}
+
+/// Calibrates `paths.float` into `paths.fixed` and, for an `.img` output, compiles it.
+fn calibrate_and_compile(
+    a: &ModelArgs,
+    soc_version: &str,
+    images: PathBuf,
+    preprocess: String,
+    paths: &chain::ChainPaths,
+) -> Result<()> {
+    let cal = CalibrateOptions {
+        model: paths.float.clone(),
+        images,
+        preprocess,
+        output: Some(paths.fixed.clone()),
+        num_process: a.num_process.max(1),
+        level: QuantLevel::parse(&a.quant_level)?,
+        soc_version: soc_version.to_string(),
+        quant_param: a.quant_param.clone(),
+        ..CalibrateOptions::default()
+    };
+    let result = ipukit_calibrator::cli::calibrate_with_progress(&cal)?;
+    print!("{}", result.summary());
+    println!("{} -> {}", paths.float.display(), result.output.display());
+    let Some(image) = &paths.image else {
+        return Ok(());
+    };
+    let compile = CompileOptions {
+        soc: soc_version.to_string(),
+        producer: format!("ipu-convert {}", env!("CARGO_PKG_VERSION")),
+        source: paths
+            .fixed
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..CompileOptions::default()
+    };
+    let compiled = compile_file(&paths.fixed, &compile)?;
+    compiled.write(image)?;
+    println!(
+        "{} -> {} ({} bytes)",
+        paths.fixed.display(),
+        image.display(),
+        compiled.bytes.len()
+    );
     Ok(())
 }
 

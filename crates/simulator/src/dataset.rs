@@ -1,5 +1,6 @@
 //! Running a model over a set of inputs (`-i` image, folder or list), in parallel.
 
+use crate::batch;
 use crate::error::{Result, SimError};
 use crate::model::SimModel;
 use crate::results::{self, Category};
@@ -142,79 +143,184 @@ pub fn run_item(
     let name = item_name(item);
     let skip =
         opts.continue_run && results::result_path(&opts.out_dir, opts.category, &name).is_file();
-    run_planned(model, item, methods, contexts, opts, skip, &|_| true)
+    let member = Member {
+        index: 0,
+        item,
+        skip,
+    };
+    let ctx = GroupContext {
+        methods,
+        contexts,
+        opts,
+        write: &|_, _| true,
+    };
+    run_group(model, &[member], &ctx)
+        .map_err(|(_, e)| e)?
+        .pop()
+        .ok_or_else(|| SimError::Usage("no result".into()))
 }
 
-/// Runs one item, or only reports it if `skip`; writes the files for which `write` is true.
-fn run_planned(
-    model: &mut SimModel,
-    item: &[PathBuf],
-    methods: &[Preprocessor],
-    contexts: &[InputContext],
-    opts: &RunOptions,
+/// One item of a run: its position in the input order, its files, and whether it is skipped.
+struct Member<'a> {
+    index: usize,
+    item: &'a [PathBuf],
     skip: bool,
-    write: &dyn Fn(&Path) -> bool,
-) -> Result<ItemResult> {
-    let name = item_name(item);
-    let result_file = results::result_path(&opts.out_dir, opts.category, &name);
-    let mut res = ItemResult {
-        inputs: item.to_vec(),
-        skipped: false,
-        top5: Vec::new(),
-        detections: String::new(),
-        files: Vec::new(),
-    };
-    if skip {
-        res.skipped = true;
-        return Ok(res);
-    }
-    let mut put = |path: PathBuf, bytes: &[u8]| -> Result<()> {
-        if write(&path) {
+}
+
+/// What every group of a run shares.
+struct GroupContext<'a> {
+    methods: &'a [Preprocessor],
+    contexts: &'a [InputContext],
+    opts: &'a RunOptions,
+    /// Whether item `index` writes `path`.
+    write: &'a (dyn Fn(usize, &Path) -> bool + Sync),
+}
+
+impl GroupContext<'_> {
+    /// Writes `bytes` to `path` if item `index` owns the file, recording it in `res`.
+    fn put(&self, res: &mut ItemResult, index: usize, path: PathBuf, bytes: &[u8]) -> Result<()> {
+        if (self.write)(index, &path) {
             results::write_atomic(&path, bytes)?;
             res.files.push(path);
         }
         Ok(())
+    }
+}
+
+/// Runs consecutive items as one batch (one item for `.sim` models) and writes their results;
+/// an error comes with the index of the item it concerns (the first one for the run itself).
+fn run_group(
+    model: &mut SimModel,
+    members: &[Member<'_>],
+    ctx: &GroupContext<'_>,
+) -> std::result::Result<Vec<ItemResult>, (usize, SimError)> {
+    let mut res: Vec<ItemResult> = members
+        .iter()
+        .map(|m| ItemResult {
+            inputs: m.item.to_vec(),
+            skipped: m.skip,
+            top5: Vec::new(),
+            detections: String::new(),
+            files: Vec::new(),
+        })
+        .collect();
+    let running: Vec<usize> = (0..members.len()).filter(|&k| !members[k].skip).collect();
+    let Some(&first) = running.first() else {
+        return Ok(res);
     };
     let norm = model.stage.norm();
-    for (i, path) in item.iter().enumerate() {
-        let sample = methods[i].run(path, norm, &contexts[i])?;
-        let (shape, data) = sample.into_parts();
-        let value = Value::new(shape, data)?;
-        if opts.dump_rawdata {
-            put(dump_path(opts, path, i), &results::raw_bytes(&value))?;
+    let mut inputs: Vec<Vec<Value>> = Vec::with_capacity(running.len());
+    for &k in &running {
+        let m = &members[k];
+        let prepared = (|| -> Result<Vec<Value>> {
+            let mut values = Vec::with_capacity(m.item.len());
+            for (i, path) in m.item.iter().enumerate() {
+                let sample = ctx.methods[i].run(path, norm, &ctx.contexts[i])?;
+                let (shape, data) = sample.into_parts();
+                let value = Value::new(shape, data)?;
+                if ctx.opts.dump_rawdata {
+                    let file = dump_path(ctx.opts, path, i);
+                    ctx.put(&mut res[k], m.index, file, &results::raw_bytes(&value))?;
+                }
+                values.push(value);
+            }
+            Ok(values)
+        })();
+        inputs.push(prepared.map_err(|e| (m.index, e))?);
+    }
+    let outputs = run_batch(model, &inputs).map_err(|e| (members[first].index, e))?;
+    let infos = model.output_details();
+    for (&k, item_outputs) in running.iter().zip(outputs) {
+        let m = &members[k];
+        finish(&mut res[k], m, &infos, &item_outputs, ctx).map_err(|e| (m.index, e))?;
+    }
+    Ok(res)
+}
+
+/// Runs the items' inputs (`inputs[item][input]`) and returns their outputs
+/// (`[item][output]`): one run per item for a batch of 1, else one stacked batch.
+fn run_batch(model: &mut SimModel, inputs: &[Vec<Value>]) -> Result<Vec<Vec<Value>>> {
+    let n_outputs = model.output_details().len();
+    let sizes = model.batch_sizes();
+    let size = sizes.run_size(inputs.len()).ok_or_else(|| {
+        SimError::Usage(format!(
+            "the model cannot run a batch of {} ({sizes:?})",
+            inputs.len()
+        ))
+    })?;
+    if size == 1 {
+        let mut all = Vec::with_capacity(inputs.len());
+        for values in inputs {
+            for (i, v) in values.iter().enumerate() {
+                model.set_input(i, v.clone())?;
+            }
+            model.invoke()?;
+            all.push(
+                (0..n_outputs)
+                    .map(|i| model.output(i))
+                    .collect::<Result<_>>()?,
+            );
         }
-        model.set_input(i, value)?;
+        return Ok(all);
+    }
+    let n_inputs = inputs.first().map_or(0, Vec::len);
+    for i in 0..n_inputs {
+        let column: Vec<&Value> = inputs.iter().filter_map(|v| v.get(i)).collect();
+        model.set_input(i, batch::stack(&column, size)?)?;
     }
     model.invoke()?;
-    let infos = model.output_details();
-    let outputs: Vec<Value> = (0..infos.len())
-        .map(|i| model.output(i))
-        .collect::<Result<_>>()?;
+    let mut per_item: Vec<Vec<Value>> = vec![Vec::with_capacity(n_outputs); inputs.len()];
+    for o in 0..n_outputs {
+        for (item, v) in per_item
+            .iter_mut()
+            .zip(batch::split(&model.output(o)?, inputs.len())?)
+        {
+            item.push(v);
+        }
+    }
+    Ok(per_item)
+}
+
+/// Interprets one item's outputs and writes its result files.
+fn finish(
+    res: &mut ItemResult,
+    m: &Member<'_>,
+    infos: &[TensorInfo],
+    outputs: &[Value],
+    ctx: &GroupContext<'_>,
+) -> Result<()> {
+    let opts = ctx.opts;
     let (text, top5, detections) = match opts.category {
         Category::Classification => {
-            let top5 = results::top5(&outputs[0]);
+            let top5 = outputs.first().map(results::top5).unwrap_or_default();
             let text = top5.iter().map(|(i, s)| format!("{i} {s:?}\n")).collect();
             (text, top5, String::new())
         }
         Category::Detection => {
-            let d = results::detections_text(&outputs);
+            let d = results::detections_text(outputs);
             (d.clone(), Vec::new(), d)
         }
         Category::Unknown => (
-            results::outputs_text(&infos, &outputs),
+            results::outputs_text(infos, outputs),
             Vec::new(),
             String::new(),
         ),
     };
     if opts.output_npy {
         for (i, v) in outputs.iter().enumerate() {
-            put(npy_path(opts, item, i), &results::npy_bytes(v)?)?;
+            ctx.put(
+                res,
+                m.index,
+                npy_path(opts, m.item, i),
+                &results::npy_bytes(v)?,
+            )?;
         }
     }
-    put(result_file, text.as_bytes())?;
+    let result_file = results::result_path(&opts.out_dir, opts.category, &item_name(m.item));
+    ctx.put(res, m.index, result_file, text.as_bytes())?;
     res.top5 = top5;
     res.detections = detections;
-    Ok(res)
+    Ok(())
 }
 
 /// Which items run and which files each of them writes, decided before any worker starts so
@@ -287,7 +393,14 @@ pub fn run_dataset(
     opts.category.check(&model.output_details())?;
     let contexts = input_contexts(model);
     let plan = Plan::new(items, model.output_details().len(), opts);
-    let workers = opts.num_process.clamp(1, items.len().max(1));
+    // Consecutive items form the batches the model runs (single items for `.sim` models); the
+    // grouping depends only on the model, so results do not depend on the workers either.
+    let group = model.batch_sizes().group();
+    let groups: Vec<std::ops::Range<usize>> = (0..items.len())
+        .step_by(group)
+        .map(|s| s..(s + group).min(items.len()))
+        .collect();
+    let workers = opts.num_process.clamp(1, groups.len().max(1));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -302,23 +415,41 @@ pub fn run_dataset(
         Vec::new()
     };
 
+    let write = |i: usize, p: &Path| plan.writes(i, p);
+    let ctx = GroupContext {
+        methods,
+        contexts: &contexts,
+        opts,
+        write: &write,
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let slots: Mutex<Vec<Option<ItemResult>>> = Mutex::new(vec![None; items.len()]);
     let first_error: Mutex<Option<(usize, SimError)>> = Mutex::new(None);
     let work = |m: &mut SimModel| {
         while !stop.load(Ordering::Relaxed) {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(i) else { break };
-            let write = |p: &Path| plan.writes(i, p);
-            match run_planned(m, item, methods, &contexts, opts, plan.skip[i], &write) {
-                Ok(r) => {
+            let g = next.fetch_add(1, Ordering::Relaxed);
+            let Some(range) = groups.get(g) else { break };
+            let members: Vec<Member<'_>> = range
+                .clone()
+                .map(|i| Member {
+                    index: i,
+                    item: &items[i],
+                    skip: plan.skip[i],
+                })
+                .collect();
+            match run_group(m, &members, &ctx) {
+                Ok(rs) => {
                     if let Ok(mut s) = slots.lock() {
-                        s[i] = Some(r);
+                        for (i, r) in range.clone().zip(rs) {
+                            s[i] = Some(r);
+                        }
                     }
-                    progress();
+                    for _ in range.clone() {
+                        progress();
+                    }
                 }
-                Err(e) => {
+                Err((i, e)) => {
                     stop.store(true, Ordering::Relaxed);
                     if let Ok(mut f) = first_error.lock() {
                         // Keep the earliest item's error so the report does not depend on timing.
@@ -326,7 +457,7 @@ pub fn run_dataset(
                             *f = Some((
                                 i,
                                 SimError::Item {
-                                    input: describe(item),
+                                    input: describe(&items[i]),
                                     source: Box::new(e),
                                 },
                             ));

@@ -28,6 +28,14 @@ pub enum SimError {
     /// The .sim file is corrupt.
     #[error(transparent)]
     Sim(#[from] ipukit_simfmt::SimError),
+    /// The offline image cannot be loaded or run (header checks, CRC, batch sizes, …).
+    #[error("{path}: {source}")]
+    Offline {
+        /// The image.
+        path: PathBuf,
+        /// Cause.
+        source: ipukit_offline_img::ImgError,
+    },
     /// The model's stored input config is unreadable.
     #[error("the input config stored in {path} is unreadable: {source}")]
     Config {

@@ -1,5 +1,6 @@
 //! Opening a model file of any stage and the backend behind the session API.
 
+use crate::batch::BatchSizes;
 use crate::error::{Result, SimError};
 use ipukit_config::InputConfig;
 use ipukit_ir::Graph;
@@ -51,6 +52,10 @@ pub trait Backend: Send {
     fn output(&self, index: usize) -> Result<Value>;
     /// An independent executor of the same model for another thread (`threads` intra-op).
     fn fork(&self, threads: usize) -> Result<Box<dyn Backend>>;
+    /// The batch sizes it runs (dimension 0 of inputs and outputs); `.sim` models run 1.
+    fn batch_sizes(&self) -> BatchSizes {
+        BatchSizes::UpTo(1)
+    }
 }
 
 /// A float or fixed graph run by the interpreter.
@@ -135,6 +140,9 @@ impl SimModel {
             path: path.clone(),
             why: why.to_string(),
         };
+        if ipukit_offline_img::is_image(&bytes) {
+            return crate::offline::open(path, &bytes, opts);
+        }
         match ipukit_simfmt::sniff(&bytes) {
             FileKind::Sim => {}
             FileKind::Onnx => return Err(not("this is an ONNX model; convert it first with `ipu-convert onnx`")),
@@ -190,6 +198,12 @@ impl SimModel {
             config: self.config.clone(),
             backend: self.backend.fork(threads)?,
         })
+    }
+
+    /// The batch sizes the model runs: 1 for `.sim` models, the compiled sizes for offline
+    /// images.
+    pub fn batch_sizes(&self) -> BatchSizes {
+        self.backend.batch_sizes()
     }
 
     /// Model inputs (`get_input_details`).
