@@ -129,7 +129,19 @@ pub fn compile_file(path: impl AsRef<Path>, opts: &CompileOptions) -> Result<Com
             path.display()
         )));
     }
-    let (graph, meta) = ipukit_simfmt::read_sim_file(path)?;
+    ipukit_soc::profile(&opts.soc)?;
+    check_batch(opts.batch_mode, &opts.batch_sizes)?;
+    let bytes = std::fs::read(path).map_err(|source| ImgError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if ipukit_simfmt::sniff(&bytes) != ipukit_simfmt::FileKind::Sim {
+        return Err(ImgError::NotRecognized(format!(
+            "{} is not an ipukit fixed model (*_fixed.sim)",
+            path.display()
+        )));
+    }
+    let (graph, meta) = ipukit_simfmt::read_sim(&bytes)?;
     let mut opts = opts.clone();
     if opts.source.is_empty() {
         opts.source = path
