@@ -5,7 +5,9 @@
 //! * a layer with packed weights followed by a unary operator that alone reads its output
 //!   takes the operator into its epilogue;
 //! * `y = layer(x); s = Sigmoid(y); z = Mul(y, s)` becomes the layer with a SiLU epilogue;
-//! * `s = Sigmoid(x); z = Mul(x, s)` becomes one SiLU step.
+//! * `s = Sigmoid(x); z = Mul(x, s)` becomes one SiLU step;
+//! * fixed point: `s = QLut(x); z = QBinary Mul(x, s)` becomes one table-product step (the
+//!   same integers, without `s` in memory).
 //!
 //! Memory: every activation gets a slot; a slot is released after the last step that reads
 //! its tensor and handed to the next tensor of the same element type (best fit, grown when
@@ -14,11 +16,13 @@
 
 use crate::exec;
 use crate::fixed::QPacked;
+use ipukit_ir::ops::fixed::{QBinary, QBinaryKind};
 use ipukit_ir::ops::{BinaryOp, UnaryOp};
 use ipukit_ir::{DType, Graph, Op, TensorId};
 use ipukit_kernels::float::{
     Epilogue, PackedConv, PackedDepthwise, PackedLinear, PackedTransposeConv, PostOp,
 };
+use ipukit_kernels::int::PackedQLut;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -61,6 +65,8 @@ pub(crate) enum Kind {
     QLayer(QPacked),
     /// `x · sigmoid(x)`.
     Silu,
+    /// `QBinary` `Mul(x, QLut(x))`: a packed table and the product's attributes.
+    QLutMul(Arc<PackedQLut>, QBinary),
     /// Reshape / Identity whose output reuses the input's buffer: nothing to do.
     Alias,
     /// The node's operator through the generic executor.
@@ -151,6 +157,32 @@ fn silu_pair(
         .then_some(m)
 }
 
+/// The `QBinary` `Mul` node of a table product on the `QLut` node `lut`: `s = QLut(x)` read
+/// only by `z = Mul(x, s)` (or `Mul(s, x)`) of `x`'s shape.
+fn qlut_mul(
+    graph: &Graph,
+    cons: &[Vec<usize>],
+    outputs: &HashSet<TensorId>,
+    lut: usize,
+) -> Option<(usize, QBinary)> {
+    let l_node = &graph.nodes[lut];
+    let (&x, &s) = (l_node.inputs.first()?, l_node.outputs.first()?);
+    if l_node.outputs.len() != 1 || outputs.contains(&s) || cons[s.0].len() != 1 {
+        return None;
+    }
+    let m = cons[s.0][0];
+    let m_node = &graph.nodes[m];
+    let Op::QBinary(a) = &m_node.op else {
+        return None;
+    };
+    let pair_ok = m_node.inputs == [x, s] || m_node.inputs == [s, x];
+    (matches!(a.kind, QBinaryKind::Mul(_))
+        && pair_ok
+        && graph.tensor(x).dtype == DType::I16
+        && graph.tensor(m_node.outputs[0]).shape == graph.tensor(x).shape)
+        .then(|| (m, a.clone()))
+}
+
 /// Builds a plan; `fuse` enables the fusions of the module docs.
 pub(crate) fn build(
     graph: &Graph,
@@ -178,6 +210,14 @@ pub(crate) fn build(
         if let Some(Prepared::Fixed(q)) = &prepared[i] {
             step.inputs.truncate(1);
             step.kind = Kind::QLayer(q.clone());
+            if let (true, QPacked::Lut(t)) = (fuse, q) {
+                if let Some((m, a)) = qlut_mul(graph, &cons, &outputs, i) {
+                    step.kind = Kind::QLutMul(t.clone(), a);
+                    step.outputs = graph.nodes[m].outputs.clone();
+                    step.last_node = m;
+                    skip[m] = true;
+                }
+            }
         } else if let Some(Prepared::Float(p)) = &prepared[i] {
             let mut epi = p.epilogue();
             step.inputs.truncate(1);
@@ -264,7 +304,7 @@ pub(crate) fn build(
                     s.kind = Kind::Generic;
                 }
             }
-            Kind::Silu => {
+            Kind::Silu | Kind::QLutMul(..) => {
                 if dies(s.inputs[0]) {
                     s.inplace = Some(0);
                 }
@@ -496,6 +536,50 @@ mod tests {
         assert!(muls.iter().all(|s| s.inplace.is_some()));
         // conv out (y) lives while the sigmoid reads it, so at most three buffers.
         assert!(p.slots.len() <= 3, "{:?}", p.slots);
+    }
+
+    /// `QLut` then `QBinary` `Mul` with the table's input fuses (either operand order), in
+    /// place when the input dies; not when the table's output has another reader.
+    #[test]
+    fn fixed_table_product_fuses() {
+        use ipukit_ir::ops::fixed::{OutRange, QLut, Requant, LUT_ENTRIES};
+        let mut g = Graph::new();
+        let x = g.add_input("x", DType::I16, vec![1, 4, 4, 8]);
+        let lut = Op::QLut(QLut {
+            table: vec![7; LUT_ENTRIES],
+        });
+        let mul = Op::QBinary(QBinary {
+            kind: QBinaryKind::Mul(Requant::IDENTITY),
+            out: OutRange::full(DType::I16, 0),
+        });
+        let s0 = g.add_node("t0", lut.clone(), vec![x], &["s0"]).unwrap()[0];
+        let z0 = g.add_node("m0", mul.clone(), vec![x, s0], &["z0"]).unwrap()[0];
+        let s1 = g.add_node("t1", lut.clone(), vec![z0], &["s1"]).unwrap()[0];
+        let z1 = g
+            .add_node("m1", mul.clone(), vec![s1, z0], &["z1"])
+            .unwrap()[0];
+        let s2 = g.add_node("t2", lut, vec![z1], &["s2"]).unwrap()[0];
+        let z2 = g.add_node("m2", mul, vec![z1, s2], &["z2"]).unwrap()[0];
+        g.outputs.extend([z2, s2]);
+        let prepared: Vec<Option<Prepared>> = g
+            .nodes
+            .iter()
+            .map(|n| QPacked::new(&n.op, &[]).unwrap().map(Prepared::Fixed))
+            .collect();
+        let p = build(&g, &prepared, true, 1);
+        let kinds: Vec<&Kind> = p.steps.iter().map(|s| &s.kind).collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert!(matches!(kinds[0], Kind::QLutMul(..)));
+        assert!(matches!(kinds[1], Kind::QLutMul(..)));
+        // s2 is a graph output: no fusion.
+        assert!(matches!(kinds[2], Kind::QLayer(_)));
+        assert!(matches!(kinds[3], Kind::Generic));
+        assert_eq!(p.steps[0].outputs, vec![z0]);
+        // x is a graph input: not overwritten; z0 dies in the second product.
+        assert_eq!(p.steps[0].inplace, None);
+        assert_eq!(p.steps[1].inplace, Some(0));
+        let unfused = build(&g, &prepared, false, 1);
+        assert_eq!(unfused.steps.len(), g.nodes.len());
     }
 
     #[test]

@@ -692,6 +692,26 @@ fn run_step(
                     exec::silu(&node.op, views[0], &mut DataMut::F32(o)).map_err(err)
                 }
             }
+            Kind::QLutMul(t, a) => {
+                let Some(Buffer::I16(o)) = outs.get_mut(0) else {
+                    return Err(err(KernelError::Invalid {
+                        op: "QBinary",
+                        reason: "output is not INT16".into(),
+                    }));
+                };
+                let o = &mut o[..out_lens[0]];
+                if step.inplace.is_some() {
+                    t.run_mul_inplace(a, o).map_err(err)
+                } else {
+                    match views[0].data {
+                        DataRef::I16(x) => t.run_mul(a, x, o).map_err(err),
+                        d => Err(err(KernelError::Unsupported {
+                            op: "QLut",
+                            dtype: d.dtype(),
+                        })),
+                    }
+                }
+            }
             Kind::Generic => {
                 if let Some(pos) = step.inplace {
                     let mut acc = outs[0].view_mut(out_lens[0]);

@@ -471,7 +471,18 @@ fn elementwise_chain() -> Fixture {
     let sig = build_lut(|v| 1.0 / (1.0 + (-v).exp()), 1e-3, 1.0 / 32767.0);
     let mut e = vec![0i16; xv.len()];
     int::qlut(&sig, f.val(div).as_i16().unwrap(), &mut e).unwrap();
-    let lut = f.node(Op::QLut(sig), vec![div], e.into());
+    let lut = f.node(Op::QLut(sig.clone()), vec![div], e.into());
+
+    // Table products x · T(x), fused in the fast plan: on the graph input, then on an
+    // activation that dies with the product (in place), operands in the other order.
+    let mut e = vec![0i16; xv.len()];
+    int::qlut(&sig, &xv, &mut e).unwrap();
+    let sx = f.node(Op::QLut(sig.clone()), vec![x], e.into());
+    let silu_a = bin(&mut f, QBinaryKind::Mul(rq(1.0 / 32768.0)), x, sx);
+    let mut e = vec![0i16; xv.len()];
+    int::qlut(&sig, f.val(silu_a).as_i16().unwrap(), &mut e).unwrap();
+    let ss = f.node(Op::QLut(sig), vec![silu_a], e.into());
+    let silu_b = bin(&mut f, QBinaryKind::Mul(rq(1.0 / 16384.0)), ss, silu_a);
 
     // LeakyRelu by rescale, per-channel negative multipliers.
     let leaky = QRescale {
@@ -786,7 +797,7 @@ fn elementwise_chain() -> Fixture {
     let out = f.node(Op::Dequantize(dq), vec![sum2], e.into());
 
     f.g.outputs
-        .extend([out, mm, ga, d2s, red_min, red_sum, lut, near]);
+        .extend([out, mm, ga, d2s, red_min, red_sum, lut, near, silu_b]);
     f
 }
 

@@ -4,9 +4,11 @@
 //! each of the 65,536 inputs (a 128 KiB table, built at session creation) so that running it is
 //! a single load per element.
 
+use super::arith::{check_out, check_requant, rshift_round, sat_out};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
-use ipukit_ir::ops::fixed::{QLut, LUT_ENTRIES};
+use ipukit_ir::ops::fixed::{OutRange, QBinary, QBinaryKind, QLut, LUT_ENTRIES};
+use ipukit_ir::DType;
 
 /// `y = T[k] + rshift_round((T[k+1] − T[k]) · r, 6)` with `u = x + 32768`, `k = u >> 6`,
 /// `r = u & 63`. The result lies between `T[k]` and `T[k+1]`, so it needs no saturation.
@@ -84,6 +86,53 @@ impl PackedQLut {
         });
         Ok(())
     }
+
+    /// `QBinary` `Mul(x, T(x))` (equal to `Mul(T(x), x)`) in one pass: the integers
+    /// [`super::qbinary`] gives on `x` and [`PackedQLut::run`]'s output, without that output in
+    /// memory (a fixed-point SiLU, `x · sigmoid(x)`). `attrs` must be a `Mul`.
+    pub fn run_mul(&self, attrs: &QBinary, x: &[i16], out: &mut [i16]) -> Result<()> {
+        check_len("QBinary", "output", out.len(), x.len())?;
+        let (mm, n, range) = mul_params(attrs)?;
+        let t = &self.full[..65536];
+        par::for_rows(out, 1, par::MIN_PAR_ELEMS, |r0, chunk| {
+            for (d, &v) in chunk.iter_mut().zip(&x[r0..]) {
+                *d = lut_mul(t, v, mm, n, &range);
+            }
+        });
+        Ok(())
+    }
+
+    /// [`PackedQLut::run_mul`] with the output over the input.
+    pub fn run_mul_inplace(&self, attrs: &QBinary, x: &mut [i16]) -> Result<()> {
+        let (mm, n, range) = mul_params(attrs)?;
+        let t = &self.full[..65536];
+        par::for_rows(x, 1, par::MIN_PAR_ELEMS, |_, chunk| {
+            for d in chunk.iter_mut() {
+                *d = lut_mul(t, *d, mm, n, &range);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The multiplier, shift and output range of a `QBinary` `Mul`, checked as
+/// [`super::qbinary`] checks them.
+fn mul_params(attrs: &QBinary) -> Result<(i64, u32, OutRange)> {
+    const OP: &str = "QBinary";
+    let QBinaryKind::Mul(m) = attrs.kind else {
+        return Err(invalid(OP, "a table product needs a Mul"));
+    };
+    check_requant(OP, m)?;
+    check_out::<i16>(OP, Some(DType::I16), &attrs.out)?;
+    Ok((m.multiplier as i64, m.shift, attrs.out))
+}
+
+/// `sat_out(rshift_round(x · T(x) · m, n))`, as `QBinary` `Mul` computes it
+/// (`|x · T(x)| ≤ 2^30`, so the product with `m < 2^31` fits 64 bits).
+#[inline(always)]
+fn lut_mul(t: &[i16], x: i16, mm: i64, n: u32, range: &OutRange) -> i16 {
+    let y = t[(x as i32 + 32768) as usize] as i64;
+    sat_out(rshift_round(x as i64 * y * mm, n), range) as i16
 }
 
 /// Builds the table of `f` for input scale `s_in` and output scale `s_out`:
@@ -131,6 +180,74 @@ mod tests {
             }
             assert_eq!(a, b);
         }
+    }
+
+    /// The fused product equals the table then `qbinary`'s `Mul`, in both operand orders,
+    /// on every input, out of place and in place, on one and two threads.
+    #[test]
+    fn run_mul_equals_table_then_qbinary() {
+        use crate::int::qbinary;
+        use crate::int::testutil::with_threads;
+        use ipukit_ir::ops::fixed::Requant;
+        let mut rng = Rng::new(9);
+        let x: Vec<i16> = (i16::MIN..=i16::MAX).chain(rng.vec(40_000)).collect();
+        let shape = [x.len()];
+        for round in 0..6 {
+            let q = QLut {
+                table: rng.vec(LUT_ENTRIES),
+            };
+            let p = PackedQLut::new(&q).unwrap();
+            let r = rng.requant(15);
+            let m = Requant {
+                shift: (r.shift + 15).min(62),
+                ..r
+            };
+            let out = if round % 2 == 0 {
+                OutRange::full(DType::I16, 0)
+            } else {
+                OutRange {
+                    zero_point: 0,
+                    min: -100,
+                    max: 20_000,
+                }
+            };
+            let attrs = QBinary {
+                kind: QBinaryKind::Mul(m),
+                out,
+            };
+            let mut s = vec![0; x.len()];
+            p.run(&x, &mut s).unwrap();
+            let mut want = vec![0; x.len()];
+            qbinary(&attrs, &x, &shape, &s, &shape, &mut want).unwrap();
+            let mut swapped = vec![0; x.len()];
+            qbinary(&attrs, &s, &shape, &x, &shape, &mut swapped).unwrap();
+            assert_eq!(swapped, want);
+            for threads in [1, 2] {
+                let mut got = vec![0; x.len()];
+                with_threads(threads, || p.run_mul(&attrs, &x, &mut got)).unwrap();
+                assert_eq!(got, want, "round {round}, {threads} thread(s)");
+                let mut inplace = x.clone();
+                with_threads(threads, || p.run_mul_inplace(&attrs, &mut inplace)).unwrap();
+                assert_eq!(
+                    inplace, want,
+                    "in place, round {round}, {threads} thread(s)"
+                );
+            }
+        }
+        // Only a Mul fuses.
+        let p = PackedQLut::new(&QLut {
+            table: vec![0; LUT_ENTRIES],
+        })
+        .unwrap();
+        let add = QBinary {
+            kind: QBinaryKind::Add {
+                ma: 1,
+                mb: 1,
+                shift: 0,
+            },
+            out: OutRange::full(DType::I16, 0),
+        };
+        assert!(p.run_mul(&add, &[1], &mut [0]).is_err());
     }
 
     proptest! {
