@@ -176,6 +176,11 @@ pub fn compile(graph: &Graph, meta: &SimMetadata, opts: &CompileOptions) -> Resu
     fold_pads(&mut g, &mut fused)?;
     fold_clamps(&mut g, &mut fused);
     g.compact();
+    // Constants' quantization parameters (per-channel weight scales and ranges) only document
+    // the calibration: the operators hold every integer the kernels use.
+    for t in g.tensors.iter_mut().filter(|t| t.is_const()) {
+        t.quant = None;
+    }
     g.validate()?;
     check_limits(soc, &g)?;
     let exec = plan_exec(&g);
