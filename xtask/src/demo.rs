@@ -2,7 +2,8 @@
 //!
 //! Builds the tools and runs them as a user would, printing each command: convert the PP-OCR
 //! text-direction classifier in `fixtures/default/`, calibrate it into a fixed-point model,
-//! and classify the two bundled text lines with the float and the fixed model.
+//! compile that into an offline image, and classify the two bundled text lines with the float
+//! model, the fixed model and the offline image.
 
 use crate::util::{repo_root, run_capture, show};
 use anyhow::{bail, Context, Result};
@@ -83,8 +84,26 @@ pub fn run() -> Result<()> {
         println!("  {line}");
     }
 
+    let image = work.join("ppocr_cls.img");
+    let out = step(
+        tool(&bin_dir, "ipu-compiler")
+            .arg("-m")
+            .arg(&fixed_sim)
+            .args(["-c", "Classification"])
+            .arg("-o")
+            .arg(&image),
+    )?;
+    for line in out.lines().filter(|l| !l.trim().is_empty()).take(3) {
+        println!("  {line}");
+    }
+
     println!();
-    for (stage, last) in [("float", &float_sim), ("fixed", &fixed_sim)] {
+    let mut answers = Vec::new();
+    for (stage, last) in [
+        ("float", &float_sim),
+        ("fixed", &fixed_sim),
+        ("offline", &image),
+    ] {
         for img in &images {
             let out = step(
                 tool(&bin_dir, "ipu-simulator")
@@ -112,9 +131,19 @@ pub fn run() -> Result<()> {
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             match class.and_then(|c| LABELS.get(c).map(|l| (c, l))) {
-                Some((c, label)) => println!("=> {stage} model, {name}: class {c}, {label}\n"),
+                Some((c, label)) => {
+                    println!("=> {stage} model, {name}: class {c}, {label}\n");
+                    answers.push((stage, name, c));
+                }
                 None => bail!("unexpected simulator output: {out}"),
             }
+        }
+    }
+    // The offline image must answer exactly as the fixed model it was compiled from.
+    for (stage, name, c) in answers.iter().filter(|a| a.0 == "offline") {
+        let fixed = answers.iter().find(|a| a.0 == "fixed" && a.1 == *name);
+        if fixed.map(|f| f.2) != Some(*c) {
+            bail!("the {stage} image and the fixed model disagree on {name}");
         }
     }
     println!("demo done; the models are in {}", work.display());
