@@ -6,8 +6,8 @@
 //! | L1 | min/max | per-channel max | all 8-bit |
 //! | L2 | min/max | per-channel, MSE-refined clipping | all 8-bit |
 //! | L3 | min/max for INT16; UINT8 copies fitted to the distribution | as L2 | all 8-bit |
-//! | L4 | as L3 | as L2 | + layers with 8-bit noise above [`L4_NOISE`] in 16 bits |
-//! | L5 | as L3 | as L2 | + layers above [`L5_NOISE`], then the end-to-end check |
+//! | L4 | as L3 | as L2 | + [`output_layers`] and layers with 8-bit noise above [`L4_NOISE`] in 16 bits |
+//! | L5 | as L3 | as L2 | + output layers and layers above [`L5_NOISE`], then the end-to-end check |
 //!
 //! `[CONV_CONFIG]` in the ini overrides the choice as the seeds say.
 
@@ -232,6 +232,20 @@ pub fn plan(
             } else {
                 L5_NOISE
             });
+        // A layer whose output is a model output (through operators that only reshape or
+        // map each value) runs in 16 bits: nothing after it averages its error away, and its
+        // input's largest values, which a UINT8 copy fitted to the calibration images clips
+        // first, are the ones that decide a classifier's answer. They are small layers.
+        let outputs = output_layers(float);
+        let by_ini: HashSet<String> = plan
+            .layers
+            .iter()
+            .filter(|l| l.reason.starts_with("[CONV_CONFIG]"))
+            .map(|l| l.node.clone())
+            .collect();
+        for node in outputs.iter().filter(|n| !by_ini.contains(*n)) {
+            plan.promote(node, "produces a model output");
+        }
         let noise = layer_noise(float, &plan.lower, samples)?;
         for l in &mut plan.layers {
             l.noise = noise.get(&l.node).copied();
@@ -265,6 +279,44 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// The weight layers whose output reaches a graph output through operators that only map
+/// each value or move values (activations, softmax, an operation with a constant, reshapes,
+/// transposes): the model's last layers.
+pub fn output_layers(g: &Graph) -> HashSet<String> {
+    let consumers = g.consumers();
+    let is_const = |t: &TensorId| g.tensor(*t).data.is_some();
+    let passes = |n: &Node, t: TensorId| {
+        let per_value = matches!(
+            n.op,
+            Op::Unary(_)
+                | Op::Softmax(_)
+                | Op::LogSoftmax(_)
+                | Op::Binary(_)
+                | Op::Reshape(_)
+                | Op::Transpose(_)
+                | Op::Cast(_)
+                | Op::Identity
+        );
+        per_value && n.outputs.len() == 1 && n.inputs.iter().all(|i| *i == t || is_const(i))
+    };
+    let mut out = HashSet::new();
+    for node in g.nodes.iter().filter(|n| weight_axis(&n.op).is_some()) {
+        let mut t = node.outputs[0];
+        // Each step moves to a later node, so the walk ends.
+        loop {
+            if g.outputs.contains(&t) {
+                out.insert(node.name.clone());
+                break;
+            }
+            match consumers.get(&t).map(Vec::as_slice) {
+                Some([only]) if passes(&g.nodes[only.0], t) => t = g.nodes[only.0].outputs[0],
+                _ => break,
+            }
+        }
+    }
+    out
 }
 
 /// Number of products summed for one output of a layer.

@@ -11,7 +11,9 @@
 
 mod params;
 
-pub use params::{channel_abs_max, common_shift, quantize_weights, Affine, ChannelWeights};
+pub use params::{
+    channel_abs_max, common_shift, quantize_weights, Affine, ChannelWeights, INT16_HEADROOM,
+};
 
 use crate::stats::weight_axis;
 use crate::{QuantError, Result};
@@ -455,7 +457,7 @@ impl Lowering<'_> {
     /// Maps the node's single output to a new fixed tensor with quantization from its range.
     fn out_affine(&self, node: &Node) -> Result<(Affine, (f32, f32))> {
         let r = self.range(node, node.outputs[0])?;
-        Ok((Affine::int16(r.0, r.1), r))
+        Ok((Affine::int16_activation(r.0, r.1), r))
     }
 
     fn finish(
@@ -951,7 +953,8 @@ impl Lowering<'_> {
             self.g
                 .add_const(&alpha_name, vec![slopes.len()], TensorData::from(alpha))?;
         self.set_quant(alpha_id, &sa, Some((-amax, amax)));
-        let (lo, _) = self.range(node, node.inputs[0])?;
+        // The input's whole representable range (its headroom included), times |α|.
+        let (lo, _) = a.range();
         let bound = (lo.abs() * amax).max(f32::MIN_POSITIVE);
         let sm = Affine::int16(-bound, bound);
         let mul = multiplier(a.scale as f64 * sa.scale as f64 / sm.scale as f64)

@@ -8,6 +8,15 @@ use ipukit_ir::DType;
 /// Largest INT16 magnitude.
 pub const I16_MAX: f32 = 32767.0;
 
+/// How far beyond its calibrated range an INT16 activation can go before it saturates
+/// (`docs/fixed-point.md` §1): its scale covers `INT16_HEADROOM · max(|min|, |max|)`. A
+/// calibration set's extremes are a sample's, and an input slightly unlike every calibration
+/// image (a page among photos, a larger face) easily drives a squeeze-excitation branch or a
+/// classifier head 2–3× beyond them; saturating there costs far more than the 2 bits of
+/// the 15 this spends (the calibrated range keeps 13 bits, 8,191 steps). UINT8 copies keep
+/// their calibrated (or fitted) range: 8 bits cannot spare any.
+pub const INT16_HEADROOM: f32 = 4.0;
+
 /// The quantization of one fixed tensor: `r = scale · (q − zero_point)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Affine {
@@ -33,6 +42,12 @@ impl Affine {
             zero_point: 0,
             dtype: DType::I16,
         }
+    }
+
+    /// Symmetric INT16 for an activation calibrated to `[min, max]`: [`Affine::int16`] of
+    /// the range widened by [`INT16_HEADROOM`].
+    pub fn int16_activation(min: f32, max: f32) -> Affine {
+        Affine::int16(min * INT16_HEADROOM, max * INT16_HEADROOM)
     }
 
     /// Asymmetric UINT8 for the range `[min, max]` widened to contain 0 (§1).

@@ -334,3 +334,98 @@ fn vanishing_weights_with_a_large_bias_fit_int32() {
         assert!((pixel[1] - 6.0).abs() < 1e-2, "{}", pixel[1]);
     }
 }
+
+/// An activation beyond its calibrated range (an input unlike the calibration images) does not
+/// saturate: the INT16 scale keeps `INT16_HEADROOM` of room, in both layer modes.
+#[test]
+fn activations_beyond_the_calibrated_range_keep_their_value() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 1, 1, 2]);
+    let w = g
+        .add_const("w", vec![2, 1, 1, 2], vec![1.0f32, 0.0, 0.5, 0.5].into())
+        .unwrap();
+    let conv = Conv2d {
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d::ZERO,
+        groups: 1,
+        activation: FusedActivation::None,
+    };
+    let y = g
+        .add_node("conv", Op::Conv2d(conv), vec![x, w], &["prob"])
+        .unwrap()[0];
+    g.outputs.push(y);
+    let ini = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RAWDATA_F32_NHWC;\ninput_formats=RAWDATA_F32_NHWC;\nquantizations=TRUE;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+    let cfg = InputConfig::parse(ini, "t.ini", (1, 1)).unwrap();
+    // Calibrated: x in [-4, 4], y in [-1, 1]; the input makes y = (2.5, 2.25).
+    let mut plan = LowerPlan {
+        ranges: [(x, (-4.0, 4.0)), (y, (-1.0, 1.0))].into_iter().collect(),
+        ..Default::default()
+    };
+    for int16 in [false, true] {
+        if int16 {
+            plan.int16_layers.insert("conv".into());
+        }
+        let q = lower(&g, &cfg, &plan).unwrap();
+        let mut qs = Session::new(q, SessionOptions::default()).unwrap();
+        let got = qs
+            .run(vec![
+                Value::new(vec![1, 1, 1, 2], vec![2.5f32, 2.0]).unwrap()
+            ])
+            .unwrap();
+        let got = got[0].as_f32().unwrap();
+        for (a, b) in got.iter().zip([2.5f32, 2.25]) {
+            assert!((a - b).abs() < 0.05, "16-bit {int16}: {a} vs {b}");
+        }
+    }
+}
+
+/// At L4 and L5 the layer whose output is the model's (`fc`, through the softmax) runs in 16
+/// bits whatever its noise; below L4 every layer stays 8-bit.
+#[test]
+fn the_layer_making_an_output_runs_in_16_bits_at_l4_and_l5() {
+    use crate::calibrate::{output_layers, plan, PlanOptions, QuantLevel};
+    use crate::stats::{collect, CollectOptions};
+    let g = float_graph();
+    assert_eq!(
+        output_layers(&g).into_iter().collect::<Vec<_>>(),
+        vec!["fc".to_string()]
+    );
+    let samples: Vec<Vec<Value>> = images(4).into_iter().map(|(_, f)| vec![f]).collect();
+    let stats = collect(
+        &g,
+        samples.iter().cloned().map(Ok::<_, QuantError>),
+        &CollectOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    for level in [
+        QuantLevel::L1,
+        QuantLevel::L3,
+        QuantLevel::L4,
+        QuantLevel::L5,
+    ] {
+        let opts = PlanOptions {
+            level,
+            // No layer is promoted for its noise: only the output rule acts.
+            noise_threshold: Some(f64::INFINITY),
+            ..Default::default()
+        };
+        let p = plan(&g, &stats, &config(), &samples, &opts).unwrap();
+        for l in &p.layers {
+            let want = if l.node == "fc" && level >= QuantLevel::L4 {
+                LayerBits::Int16
+            } else {
+                LayerBits::Int8
+            };
+            assert_eq!(l.bits, want, "{} at {level:?}: {}", l.node, l.reason);
+        }
+        if level >= QuantLevel::L4 {
+            assert!(p.lower.int16_layers.contains("fc"));
+            assert_eq!(
+                p.layers.iter().find(|l| l.node == "fc").unwrap().reason,
+                "produces a model output"
+            );
+        }
+    }
+}
