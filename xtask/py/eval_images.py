@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Make a fixture's evaluation images and list them.
+"""Make a fixture's evaluation (or calibration) images and list them.
 
-    eval_images.py --model-dir fixtures/models/X --out-dir D
+    eval_images.py --model-dir fixtures/models/X --out-dir D [--section eval|calibration]
 
-Each [[eval]] entry of X/model.toml names a photo of .cache/images (`image`), optionally a
-`crop = [x, y, w, h]` (pixels of that photo) and a clockwise `rotate` of 0/90/180/270 applied
-after the crop, or instead a `render = "text"` line drawn in black on white (Pillow's default
-font, `font_size`, default 32). Derived images are written to D as PNG; D/eval.json lists
-{id, path, expect} in order (`expect` is the decoded result the reference must give, if set).
+Each [[eval]] entry of X/model.toml (or [[calibration]] with --section calibration) names a
+photo of .cache/images (`image`), optionally a `crop = [x, y, w, h]` (pixels of that photo)
+and a clockwise `rotate` of 0/90/180/270 applied after the crop, or instead a
+`render = "text"` line drawn in black on white (Pillow's default font, `font_size`, default
+32). Derived images are written to D as PNG; D/eval.json lists
+{id, path, expect, float_only} in order (`expect` is the decoded result the reference must
+give, if set; `float_only` marks an image that also calibrates the fixed-point stage, compared
+in float only); with --section calibration the listing is D/calibration.json.
 """
 import argparse
 import json
@@ -64,21 +67,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--section", default="eval", choices=["eval", "calibration"])
     a = ap.parse_args()
     model = load_model(a.model_dir)
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     listing, seen = [], set()
-    for entry in model.get("eval", []):
+    for entry in model.get(a.section, []):
         ident, path = derive(entry, out_dir)
         if ident in seen:
-            die(f"two [[eval]] entries give the id {ident!r}: set `id`")
+            die(f"two [[{a.section}]] entries give the id {ident!r}: set `id`")
         seen.add(ident)
         item = {"id": ident, "path": str(path)}
         if "expect" in entry:
             item["expect"] = str(entry["expect"])
+        if entry.get("float_only"):
+            item["float_only"] = True
         listing.append(item)
-    (out_dir / "eval.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False))
+    (out_dir / f"{a.section}.json").write_text(json.dumps(listing, indent=1, ensure_ascii=False))
     for item in listing:
         print(f"{item['id']}: {item['path']}" + (f" (expect {item['expect']!r})" if "expect" in item else ""))
 

