@@ -4,9 +4,11 @@
 //! the ONNX node tests from PyPI into `.cache/`), `fixtures` (check fixtures/models),
 //! `conformance` (ONNX backend node tests), `e2e` (real models against ONNX Runtime, then
 //! fixed-point against float at the quantization levels),
-//! `bench-peers` (speed and memory against ONNX Runtime). Run `cargo xtask help` for the list.
+//! `bench-peers` (speed, calibration, accuracy and memory against ONNX Runtime). Run
+//! `cargo xtask help` for the list.
 
 mod bench;
+mod bench_quant;
 mod calib_run;
 mod conformance;
 mod demo;
@@ -86,7 +88,8 @@ enum Cmd {
     /// Why a fixture's fixed model departs from float: the plan, then per-tensor cosines and
     /// ranges on evaluation images (uses what `e2e` left in .cache/e2e/<model>).
     QuantDebug(quant_debug::Options),
-    /// Time ipukit's float inference against ONNX Runtime (latency and peak memory).
+    /// Compare ipukit with ONNX Runtime: float inference (latency, peak memory), calibration
+    /// against quantize_static (time, accuracy, int8 latency), calibration memory.
     BenchPeers {
         /// Fixtures to time (default: orinet and yolov8n_nudenet).
         #[arg(long = "model", value_name = "NAME")]
@@ -103,11 +106,55 @@ enum Cmd {
         /// Timed runs.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Sections: float, quant, memory (comma-separated).
+        #[arg(
+            long = "section",
+            value_delimiter = ',',
+            default_value = "float,quant,memory"
+        )]
+        sections: Vec<String>,
+        /// Threads both tools calibrate with (ipukit: --num_process; ONNX Runtime: intra-op).
+        #[arg(long, default_value_t = 2)]
+        calib_threads: usize,
+        /// Repetitions of the quant section's timings (medians over rounds are reported).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Calibration images of the memory section's two runs.
+        #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+        memory_images: Vec<usize>,
+        /// Exit with an error when an acceptance check fails.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// (internal) One calibration in its own process; prints JSON with its peak memory.
+    #[command(hide = true)]
+    BenchCalibrate {
+        /// The float.sim.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// Images: a file, folder or list file.
+        #[arg(long)]
+        images: std::path::PathBuf,
+        /// Preprocessing (-n).
+        #[arg(long)]
+        preprocess: String,
+        /// The fixed.sim to write.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Quantization level.
+        #[arg(long, default_value = "L1")]
+        level: String,
+        /// Workers.
+        #[arg(long, default_value_t = 1)]
+        num_process: usize,
+        /// --memory_saving.
+        #[arg(long)]
+        memory_saving: bool,
     },
     /// (internal) One ipukit benchmark in its own process; prints JSON.
     #[command(hide = true)]
     BenchChild {
-        /// The float.sim to load.
+        /// The float.sim or fixed.sim to load.
         #[arg(long)]
         sim: std::path::PathBuf,
         /// The input (.npy, NHWC).
@@ -122,6 +169,9 @@ enum Cmd {
         /// Timed runs.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Also time each operator (unfused, node by node).
+        #[arg(long)]
+        profile: bool,
     },
     /// Check and list the model fixtures (fixtures/models/*: model.toml, input_config.ini).
     Fixtures {
@@ -166,12 +216,44 @@ fn main() -> ExitCode {
             threads,
             warmup,
             runs,
-        } => bench::run(&bench::Options {
-            models,
-            all,
-            threads,
-            warmup,
-            runs,
+            sections,
+            calib_threads,
+            rounds,
+            memory_images,
+            strict,
+        } => match memory_images[..] {
+            [small, large] if small >= 1 && small < large => bench::run(&bench::Options {
+                models,
+                all,
+                threads,
+                warmup,
+                runs,
+                sections,
+                calib_threads,
+                rounds,
+                memory_images: (small, large),
+                strict,
+            }),
+            _ => Err(anyhow::anyhow!(
+                "--memory-images takes two counts, the smaller first (such as 10,1000)"
+            )),
+        },
+        Cmd::BenchCalibrate {
+            model,
+            images,
+            preprocess,
+            output,
+            level,
+            num_process,
+            memory_saving,
+        } => bench_quant::calibrate_child(&bench_quant::ChildArgs {
+            model,
+            images,
+            preprocess,
+            output,
+            level,
+            num_process,
+            memory_saving,
         }),
         Cmd::BenchChild {
             sim,
@@ -179,7 +261,8 @@ fn main() -> ExitCode {
             threads,
             warmup,
             runs,
-        } => bench::child(&sim, &input, threads, warmup, runs),
+            profile,
+        } => bench::child(&sim, &input, threads, warmup, runs, profile),
         Cmd::Fetch { only, list } => {
             if list {
                 fetch::list()
