@@ -23,7 +23,7 @@ use ipukit_quant::calibrate::QuantLevel;
 
 use crate::models::{self, Fixture};
 use crate::util::{self, rel};
-use crate::{fixed, ipk, py};
+use crate::{fixed, ipk, offline, py};
 
 /// Options of the subcommand.
 pub struct Options {
@@ -112,6 +112,8 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut fixed_rows = vec![];
     let mut float_s = 0.0;
     let mut fixed_s = 0.0;
+    let mut offline_rows = vec![];
+    let mut offline_s = 0.0;
     for f in &fixtures {
         let t = Instant::now();
         let dir = util::cache_dir().join("e2e").join(&f.toml.name);
@@ -144,14 +146,22 @@ pub fn run(opts: &Options) -> Result<()> {
         }
         let t = Instant::now();
         match items {
-            Some(items) => fixed_rows.append(&mut fixed::run_model(
-                &python,
-                f,
-                &dir,
-                &items,
-                &opts.levels,
-                opts.threads,
-            )),
+            Some(items) => {
+                fixed_rows.append(&mut fixed::run_model(
+                    &python,
+                    f,
+                    &dir,
+                    &items,
+                    &opts.levels,
+                    opts.threads,
+                ));
+                // The offline stage: the highest level's fixed model, compiled.
+                if let Some(level) = opts.levels.iter().max() {
+                    let t = Instant::now();
+                    offline_rows.push(offline_stage(f, &dir, &items, *level, opts.threads));
+                    offline_s += t.elapsed().as_secs_f64();
+                }
+            }
             None => fixed_rows.extend(
                 opts.levels
                     .iter()
@@ -196,11 +206,51 @@ pub fn run(opts: &Options) -> Result<()> {
             fixed::write_docs(&fixed_rows, &fixtures, opts.threads)?;
         }
     }
+    let mut offline_failed = 0;
+    if !offline_rows.is_empty() {
+        offline::print_table(&offline_rows);
+        for r in offline_rows.iter().filter(|r| !r.ok()) {
+            println!("e2e: FAIL {} offline: {}", r.model, r.problems.join("; "));
+        }
+        offline_failed = offline_rows.iter().filter(|r| !r.ok()).count();
+        println!(
+            "e2e: offline: {} bit-exact, {} failed ({:.0} s)",
+            offline_rows.len() - offline_failed,
+            offline_failed,
+            offline_s
+        );
+    }
     println!("e2e: {:.0} s in all", start.elapsed().as_secs_f64());
-    if failed > 0 || fixed_failed > 0 {
-        anyhow::bail!("{failed} float comparison(s) and {fixed_failed} fixed-point row(s) failed");
+    if failed > 0 || fixed_failed > 0 || offline_failed > 0 {
+        anyhow::bail!("{failed} float comparison(s), {fixed_failed} fixed-point row(s) and {offline_failed} offline image(s) failed");
     }
     Ok(())
+}
+
+/// Compiles the fixture's fixed model at `level` and checks the images against it on the
+/// evaluation inputs the fixed stage prepared (`<id>/input_u8.npy`).
+fn offline_stage(
+    f: &Fixture,
+    dir: &Path,
+    items: &[EvalItem],
+    level: QuantLevel,
+    threads: usize,
+) -> offline::OfflineRow {
+    let name = &f.toml.name;
+    let fixed = dir.join(format!("{name}_fixed_{}.sim", level.as_str()));
+    let inputs: Vec<Vec<PathBuf>> = items
+        .iter()
+        .map(|it| dir.join(&it.id).join("input_u8.npy"))
+        .filter(|p| p.is_file())
+        .map(|p| vec![p])
+        .collect();
+    let row = offline::check_model(name, &fixed, &inputs, threads)
+        .unwrap_or_else(|e| offline::OfflineRow::failed(name, &fixed, format!("{e:#}")));
+    println!(
+        "e2e: {name} offline: {}",
+        if row.ok() { "bit-exact" } else { "FAILED" }
+    );
+    row
 }
 
 /// Makes the evaluation images of a fixture and returns them.

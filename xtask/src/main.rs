@@ -20,6 +20,7 @@ mod ipk;
 mod manifest;
 mod models;
 mod npy;
+mod offline;
 mod py;
 mod quant_debug;
 mod util;
