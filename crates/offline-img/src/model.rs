@@ -5,11 +5,14 @@ use crate::error::{ImgError, Result};
 use crate::format::{self, BatchMode, Image};
 use crate::program::Exec;
 use ipukit_config::InputConfig;
-use ipukit_ir::{DType, TensorData, TensorId};
+use ipukit_ir::ops::fixed::{QBinary, QBinaryKind};
+use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
+use ipukit_kernels::int::PackedQLut;
 use ipukit_runtime::{
     DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
 };
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,8 +36,52 @@ struct Table {
 enum Step {
     Kernel(NodeKernel),
     Alias,
-    Table { table: Arc<Table>, output: TensorId },
+    Table {
+        table: Arc<Table>,
+        output: TensorId,
+    },
+    /// A table chain `s = T(x)` on INT16 whose only reader is the next node, a `QBinary`
+    /// `Mul(x, s)` (or `Mul(s, x)`): the product in one pass with the runtime's fused kernel
+    /// (a fixed-point SiLU; the same integers, `s` is never written).
+    TableMul {
+        lut: Arc<PackedQLut>,
+        attrs: QBinary,
+        /// The `Mul` node (for error messages) and its output.
+        mul: usize,
+        output: TensorId,
+    },
     Skip,
+}
+
+/// The `QBinary` `Mul` node `m` and its attributes when it is the product `Mul(x, s)` (either
+/// order) of the table chain `s = T(x)` that ends just before it: `s` read by it alone and not
+/// a graph output, `x`, `s` and the product INT16 of one shape (what the runtime's plan
+/// fuses).
+fn table_mul(
+    g: &Graph,
+    exec: &[Exec],
+    readers: &[usize],
+    outputs: &HashSet<TensorId>,
+    x: TensorId,
+    s: TensorId,
+    m: usize,
+) -> Option<QBinary> {
+    let n = g.nodes.get(m)?;
+    let Op::QBinary(a) = &n.op else {
+        return None;
+    };
+    let &[z] = n.outputs.as_slice() else {
+        return None;
+    };
+    let i16_like =
+        |t: TensorId| g.tensor(t).dtype == DType::I16 && g.tensor(t).shape == g.tensor(x).shape;
+    (exec.get(m) == Some(&Exec::Kernel)
+        && matches!(a.kind, QBinaryKind::Mul(_))
+        && (n.inputs == [x, s] || n.inputs == [s, x])
+        && readers[s.0] == 1
+        && !outputs.contains(&s)
+        && [x, s, z].into_iter().all(i16_like))
+    .then(|| a.clone())
 }
 
 /// A loaded offline image, ready to run (the `calibrator_custom.offline_simulator` interface).
@@ -308,11 +355,41 @@ impl OfflineModel {
     pub fn from_image(image: Image, opts: &LoadOptions) -> Result<OfflineModel> {
         let g = &image.program.graph;
         let mut steps = Vec::with_capacity(g.nodes.len());
+        let mut readers = vec![0usize; g.tensors.len()];
+        for n in &g.nodes {
+            for &t in &n.inputs {
+                readers[t.0] += 1;
+            }
+        }
+        let graph_outputs: HashSet<TensorId> = g.outputs.iter().copied().collect();
         let mut i = 0;
         while i < g.nodes.len() {
             let node = &g.nodes[i];
             match image.program.exec[i] {
-                Exec::Kernel => steps.push(Step::Kernel(NodeKernel::new(g, node)?)),
+                Exec::Kernel => {
+                    let exec = &image.program.exec;
+                    let fused = match (&node.op, node.inputs.first(), node.outputs.first()) {
+                        (Op::QLut(q), Some(&x), Some(&s)) => {
+                            table_mul(g, exec, &readers, &graph_outputs, x, s, i + 1)
+                                .map(|a| (q, a))
+                        }
+                        _ => None,
+                    };
+                    if let Some((q, attrs)) = fused {
+                        let mul = i + 1;
+                        let lut = PackedQLut::new(q).map_err(|e| kernel_error(g, i, e))?;
+                        steps.push(Step::TableMul {
+                            lut: Arc::new(lut),
+                            attrs,
+                            mul,
+                            output: g.nodes[mul].outputs[0],
+                        });
+                        steps.push(Step::Skip);
+                        i = mul + 1;
+                        continue;
+                    }
+                    steps.push(Step::Kernel(NodeKernel::new(g, node)?));
+                }
                 Exec::Alias => steps.push(Step::Alias),
                 Exec::TableLink => {
                     return Err(crate::error::corrupt(
@@ -330,6 +407,23 @@ impl OfflineModel {
                         .map(|n| NodeKernel::new(g, n))
                         .collect::<std::result::Result<Vec<_>, _>>()?;
                     let table = build_table(&chain, g.tensor(node.inputs[0]).dtype)?;
+                    let (x, s) = (node.inputs[0], g.nodes[j].outputs[0]);
+                    let exec = &image.program.exec;
+                    let fused = table_mul(g, exec, &readers, &graph_outputs, x, s, j + 1);
+                    if let (Some(attrs), TensorData::I16(v)) = (fused, &table.values) {
+                        let mul = j + 1;
+                        let lut = PackedQLut::from_outputs(v.to_vec())
+                            .map_err(|e| kernel_error(g, mul, e))?;
+                        steps.push(Step::TableMul {
+                            lut: Arc::new(lut),
+                            attrs,
+                            mul,
+                            output: g.nodes[mul].outputs[0],
+                        });
+                        steps.extend((i..mul).map(|_| Step::Skip));
+                        i = mul + 1;
+                        continue;
+                    }
                     steps.push(Step::Table {
                         table: Arc::new(table),
                         output: g.nodes[j].outputs[0],
@@ -396,6 +490,20 @@ impl OfflineModel {
     /// The checked image.
     pub fn image(&self) -> &Image {
         &self.image
+    }
+
+    /// Names of the `QBinary` `Mul` nodes that run fused with the table before them (a
+    /// fixed-point SiLU `x · T(x)`: one pass, the table's output never written), in program
+    /// order. The fusion happens at load; the image stores the two nodes.
+    pub fn fused_table_products(&self) -> Vec<&str> {
+        let g = &self.image.program.graph;
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::TableMul { mul, .. } => Some(g.nodes[*mul].name.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Batch mode of the image.
@@ -660,6 +768,26 @@ impl OfflineModel {
                         };
                         apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
                     }
+                    Step::TableMul {
+                        lut,
+                        attrs,
+                        mul,
+                        output,
+                    } => {
+                        let x = node.inputs[0];
+                        let (xo, xl) = place[x.0].ok_or_else(|| no_place(g, x))?;
+                        let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
+                        let (slices, gaps) = split(arena, &[(oo, ol)])?;
+                        let xv = find(&gaps, xo, xl)?;
+                        let Some(out) = slices.into_iter().next() else {
+                            return Err(no_place(g, *output));
+                        };
+                        let bad = |_| ImgError::Usage("misaligned INT16 arena view".into());
+                        let xv: &[i16] = bytemuck::try_cast_slice(xv).map_err(bad)?;
+                        let out: &mut [i16] = bytemuck::try_cast_slice_mut(out).map_err(bad)?;
+                        lut.run_mul(attrs, xv, out)
+                            .map_err(|e| kernel_error(g, *mul, e))?;
+                    }
                 }
             }
             Ok(())
@@ -709,6 +837,14 @@ impl OfflineModel {
             .map(|i| self.output(i))
             .collect()
     }
+}
+
+fn kernel_error(g: &Graph, node: usize, source: ipukit_kernels::KernelError) -> ImgError {
+    ImgError::Runtime(RuntimeError::Kernel {
+        node: g.nodes[node].name.clone(),
+        op: g.nodes[node].op.name(),
+        source,
+    })
 }
 
 fn no_place(g: &ipukit_ir::Graph, t: TensorId) -> ImgError {

@@ -69,6 +69,22 @@ impl PackedQLut {
         Ok(PackedQLut { full })
     }
 
+    /// A table given as its 65,536 outputs, entry `x + 32768` for input `x` (e.g. a chain of
+    /// element-wise maps evaluated on every INT16 value); [`PackedQLut::run`] and
+    /// [`PackedQLut::run_mul`] then look it up as they look up an expanded [`QLut`].
+    pub fn from_outputs(full: Vec<i16>) -> Result<PackedQLut> {
+        if full.len() != 65536 {
+            return Err(invalid(
+                "QLut",
+                format!(
+                    "the expanded table has {} entries, expected 65536",
+                    full.len()
+                ),
+            ));
+        }
+        Ok(PackedQLut { full })
+    }
+
     /// The output for one input.
     #[inline(always)]
     pub fn get(&self, x: i16) -> i16 {
@@ -248,6 +264,20 @@ mod tests {
             out: OutRange::full(DType::I16, 0),
         };
         assert!(p.run_mul(&add, &[1], &mut [0]).is_err());
+    }
+
+    /// A table given by its outputs is the expanded table; only 65,536 outputs are accepted.
+    #[test]
+    fn from_outputs_equals_new() {
+        let mut rng = Rng::new(4);
+        let q = QLut {
+            table: rng.vec(LUT_ENTRIES),
+        };
+        let p = PackedQLut::new(&q).unwrap();
+        let full: Vec<i16> = (i16::MIN..=i16::MAX).map(|x| p.get(x)).collect();
+        let f = PackedQLut::from_outputs(full).unwrap();
+        assert!((i16::MIN..=i16::MAX).all(|x| f.get(x) == p.get(x)));
+        assert!(PackedQLut::from_outputs(vec![0; 65535]).is_err());
     }
 
     proptest! {
