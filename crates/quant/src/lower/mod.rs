@@ -52,8 +52,9 @@ pub struct LowerPlan {
     pub uint8_ranges: Ranges,
     /// Layers (by float node name) that run in 16-bit mode; the others run in 8-bit mode.
     pub int16_layers: HashSet<String>,
-    /// Refined per-channel clipping magnitudes of weight tensors (by float weight tensor);
-    /// absent weights are clipped at their channel's `max |w|`.
+    /// Refined per-channel clipping magnitudes of the INT8 weights of 8-bit layers (by float
+    /// weight tensor); absent weights, and every 16-bit layer's, are clipped at their
+    /// channel's `max |w|`.
     pub weight_clip: HashMap<TensorId, Vec<f32>>,
 }
 
@@ -649,8 +650,11 @@ impl Lowering<'_> {
         };
         let wt = self.f.tensor(node.inputs[1]);
         let w = self.const_f32(node, node.inputs[1])?;
-        let mut clip = match self.plan.weight_clip.get(&node.inputs[1]) {
-            Some(c) if c.len() == wt.shape[axis] => c.clone(),
+        // The refined clipping magnitudes are chosen for INT8 weights (`weight_clip`): a
+        // 16-bit layer keeps every weight (§1: `max |w_c| / 32767`), since clipping an
+        // outlier trades 8-bit rounding noise that 16 bits do not have for a lasting error.
+        let mut clip = match (bits, self.plan.weight_clip.get(&node.inputs[1])) {
+            (LayerBits::Int8, Some(c)) if c.len() == wt.shape[axis] => c.clone(),
             _ => channel_abs_max(w, &wt.shape, axis),
         };
         let qmax = match bits {

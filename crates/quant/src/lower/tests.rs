@@ -429,3 +429,55 @@ fn the_layer_making_an_output_runs_in_16_bits_at_l4_and_l5() {
         }
     }
 }
+
+/// The refined weight clipping is an INT8 choice: a 16-bit layer keeps an outlier weight that
+/// the INT8 clip cuts (a first convolution's per-channel outliers), while an 8-bit layer uses
+/// the clip it was given.
+#[test]
+fn weight_clip_applies_to_8_bit_layers_only() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![1, 1, 1, 4]);
+    // One output channel: an outlier weight among small ones.
+    let w = g
+        .add_const(
+            "w",
+            vec![1, 1, 1, 4],
+            vec![1.0f32, 0.01, -0.02, 0.015].into(),
+        )
+        .unwrap();
+    let conv = Conv2d {
+        strides: [1, 1],
+        dilations: [1, 1],
+        padding: Padding2d::ZERO,
+        groups: 1,
+        activation: FusedActivation::None,
+    };
+    let y = g
+        .add_node("conv", Op::Conv2d(conv), vec![x, w], &["prob"])
+        .unwrap()[0];
+    g.outputs.push(y);
+    let ini = "[INPUT_CONFIG]\ninputs=x;\ntraining_input_formats=RAWDATA_F32_NHWC;\ninput_formats=RAWDATA_F32_NHWC;\nquantizations=TRUE;\n[OUTPUT_CONFIG]\noutputs=prob;\ndequantizations=TRUE;\n";
+    let cfg = InputConfig::parse(ini, "t.ini", (1, 1)).unwrap();
+    let mut plan = LowerPlan {
+        ranges: [(x, (-1.0, 1.0)), (y, (-2.0, 2.0))].into_iter().collect(),
+        ..Default::default()
+    };
+    // The INT8 MSE clip of this channel: the outlier saturates at 0.05.
+    plan.weight_clip.insert(w, vec![0.05]);
+    let input = vec![1.0f32, 1.0, 1.0, 1.0];
+    let run = |plan: &LowerPlan| {
+        let q = lower(&g, &cfg, plan).unwrap();
+        let mut qs = Session::new(q, SessionOptions::default()).unwrap();
+        let got = qs
+            .run(vec![Value::new(vec![1, 1, 1, 4], input.clone()).unwrap()])
+            .unwrap();
+        got[0].as_f32().unwrap()[0]
+    };
+    // 8-bit: the clip holds (0.05 + 0.01 − 0.02 + 0.015).
+    let got8 = run(&plan);
+    assert!((got8 - 0.055).abs() < 0.01, "8-bit: {got8}");
+    // 16-bit: every weight is kept, the output is the float one.
+    plan.int16_layers.insert("conv".into());
+    let got16 = run(&plan);
+    assert!((got16 - 1.005).abs() < 1e-3, "16-bit: {got16}");
+}
