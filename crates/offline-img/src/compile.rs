@@ -10,7 +10,7 @@ use crate::program::{liveness, overlaps_in_time, table_index_type, tableable, Ex
 use crate::report::{self, Report};
 use ipukit_config::InputConfig;
 use ipukit_ir::ops::fixed::OutRange;
-use ipukit_ir::ops::{PadMode, PoolKind};
+use ipukit_ir::ops::PadMode;
 use ipukit_ir::{DType, Graph, Op, TensorId};
 use ipukit_simfmt::{SimMetadata, Stage};
 use ipukit_soc::SocProfile;
@@ -545,104 +545,9 @@ fn describe(
     })
 }
 
-/// The SoC profile's limits on the fused program (kernel, stride, dilation, padding, pool
-/// window, concat fan-in, split fan-out), every violation reported at once.
+/// The SoC profile's limits on the fused program (kernel, stride, dilation and padding —
+/// after folding `Pad` into the convolutions —, pool window, concat fan-in, split fan-out),
+/// every violation reported at once.
 pub(crate) fn check_limits(soc: &SocProfile, g: &Graph) -> Result<()> {
-    let l = &soc.limits;
-    let over = |v: usize, lim: Option<usize>| lim.is_some_and(|m| v > m);
-    let show = |lim: Option<usize>| lim.map_or_else(|| "any".to_string(), |v| v.to_string());
-    let mut v = Vec::new();
-    for n in &g.nodes {
-        let mut bad =
-            |what: String| v.push(format!("  node '{}' ({}): {what}", n.name, n.op.name()));
-        let conv = match &n.op {
-            Op::QConv2d(q) => Some((q.conv.strides, q.conv.dilations, q.conv.padding)),
-            Op::QDepthwiseConv2d(q) => Some((q.conv.strides, q.conv.dilations, q.conv.padding)),
-            Op::QTransposeConv2d(q) => Some((q.conv.strides, q.conv.dilations, q.conv.padding)),
-            _ => None,
-        };
-        if let Some((strides, dilations, p)) = conv {
-            let w = &g.tensor(n.inputs[1]).shape;
-            let (kh, kw) = (
-                w.get(1).copied().unwrap_or(1),
-                w.get(2).copied().unwrap_or(1),
-            );
-            if over(kh, l.max_conv_kernel) || over(kw, l.max_conv_kernel) {
-                bad(format!(
-                    "kernel {kh}x{kw} exceeds the limit {}",
-                    show(l.max_conv_kernel)
-                ));
-            }
-            if strides.iter().any(|&s| over(s, l.max_conv_stride)) {
-                bad(format!(
-                    "strideW strideH cannot be larger than {} (got {} {})",
-                    show(l.max_conv_stride),
-                    strides[1],
-                    strides[0]
-                ));
-            }
-            if dilations.iter().any(|&d| over(d, l.max_conv_dilation)) {
-                bad(format!(
-                    "dilation {dilations:?} exceeds the limit {}",
-                    show(l.max_conv_dilation)
-                ));
-            }
-            if [p.top, p.left, p.bottom, p.right]
-                .iter()
-                .any(|&x| over(x, l.max_pad))
-            {
-                bad(format!(
-                    "padding {} {} {} {} exceeds the limit {} (after folding Pad into the convolution)",
-                    p.top, p.left, p.bottom, p.right,
-                    show(l.max_pad)
-                ));
-            }
-        }
-        let pool = match &n.op {
-            Op::Pool2d(p) => Some(p),
-            Op::QAvgPool2d(q) => Some(&q.pool),
-            Op::MaxPool2dWithIndices(m) => Some(&m.pool),
-            _ => None,
-        };
-        if let Some(p) = pool {
-            if p.kernel.iter().any(|&k| over(k, l.max_pool_kernel))
-                || p.strides.iter().any(|&s| over(s, l.max_pool_stride))
-            {
-                bad(format!(
-                    "does not support {} kernel size {} {} stride {} {} (limits: kernel {}, stride {})",
-                    if matches!(p.kind, PoolKind::Max) { "max pool" } else { "average pool" },
-                    p.kernel[0], p.kernel[1], p.strides[0], p.strides[1],
-                    show(l.max_pool_kernel), show(l.max_pool_stride)
-                ));
-            }
-            let pd = p.padding;
-            if [pd.top, pd.left, pd.bottom, pd.right]
-                .iter()
-                .any(|&x| over(x, l.max_pad))
-            {
-                bad(format!("does not support padding over {}", show(l.max_pad)));
-            }
-        }
-        match &n.op {
-            Op::Concat(_) if over(n.inputs.len(), l.max_concat_inputs) => bad(format!(
-                "{} inputs, at most {} supported",
-                n.inputs.len(),
-                show(l.max_concat_inputs)
-            )),
-            Op::Split(_) if over(n.outputs.len(), l.max_split_outputs) => bad(format!(
-                "Split_V outputs number exceeds the limit ({} > {})",
-                n.outputs.len(),
-                show(l.max_split_outputs)
-            )),
-            _ => {}
-        }
-    }
-    if v.is_empty() {
-        Ok(())
-    } else {
-        Err(ImgError::Soc(ipukit_soc::SocError::Limits {
-            soc: soc.name.to_string(),
-            violations: v,
-        }))
-    }
+    Ok(soc.check_graph(g)?)
 }

@@ -7,6 +7,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+use ipukit_ir::ops::fixed::{QAvgPool2d, QConv2d, QDepthwiseConv2d, QTransposeConv2d};
+use ipukit_ir::ops::MaxPool2dWithIndices;
 use ipukit_ir::{Graph, Op};
 use thiserror::Error;
 
@@ -196,7 +198,8 @@ fn over(v: usize, limit: Option<usize>) -> bool {
 }
 
 impl SocProfile {
-    /// Checks every node against the profile's limits and reports all violations at once.
+    /// Checks every node — float or fixed-point — against the profile's limits and reports all
+    /// violations at once.
     pub fn check_graph(&self, graph: &Graph) -> Result<(), SocError> {
         let l = &self.limits;
         let mut v = Vec::new();
@@ -204,20 +207,31 @@ impl SocProfile {
             let mut bad =
                 |what: String| v.push(format!("  node '{}' ({}): {what}", n.name, n.op.name()));
             let kernel_of = |i: usize| graph.tensor(n.inputs[i]).shape.clone();
+            // Float and fixed-point convolutions share their window limits.
+            let window = match &n.op {
+                Op::Conv2d(c) | Op::QConv2d(QConv2d { conv: c, .. }) => {
+                    Some((c.strides, c.dilations, c.padding))
+                }
+                Op::DepthwiseConv2d(c) | Op::QDepthwiseConv2d(QDepthwiseConv2d { conv: c, .. }) => {
+                    Some((c.strides, c.dilations, c.padding))
+                }
+                Op::TransposeConv2d(c) | Op::QTransposeConv2d(QTransposeConv2d { conv: c, .. }) => {
+                    Some((c.strides, c.dilations, c.padding))
+                }
+                _ => None,
+            };
+            if let Some((strides, dilations, padding)) = window {
+                let w = kernel_of(1);
+                let kernel = [
+                    w.get(1).copied().unwrap_or(1),
+                    w.get(2).copied().unwrap_or(1),
+                ];
+                conv_checks(l, kernel, strides, dilations, padding, &mut bad);
+            }
             match &n.op {
-                Op::Conv2d(c) => {
-                    let w = kernel_of(1);
-                    conv_checks(l, [w[1], w[2]], c.strides, c.dilations, c.padding, &mut bad);
-                }
-                Op::DepthwiseConv2d(c) => {
-                    let w = kernel_of(1);
-                    conv_checks(l, [w[1], w[2]], c.strides, c.dilations, c.padding, &mut bad);
-                }
-                Op::TransposeConv2d(c) => {
-                    let w = kernel_of(1);
-                    conv_checks(l, [w[1], w[2]], c.strides, c.dilations, c.padding, &mut bad);
-                }
-                Op::Pool2d(p) => {
+                Op::Pool2d(p)
+                | Op::QAvgPool2d(QAvgPool2d { pool: p, .. })
+                | Op::MaxPool2dWithIndices(MaxPool2dWithIndices { pool: p, .. }) => {
                     if p.kernel.iter().any(|&k| over(k, l.max_pool_kernel))
                         || p.strides.iter().any(|&s| over(s, l.max_pool_stride))
                     {
