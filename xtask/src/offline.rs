@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use ipukit_offline_img::{compile, BatchMode, CompileOptions, LoadOptions, OfflineModel};
 use ipukit_runtime::Value;
-use ipukit_simulator::batch::{split, stack};
+use ipukit_simulator::batch::{split, stack, BatchSizes};
 
 use crate::ipk;
 
@@ -74,20 +74,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Runs `inputs` (`[item][input]`) through `image` in groups of the image's batch, returning
 /// each item's outputs.
 fn run_batched(model: &mut OfflineModel, inputs: &[Vec<Value>]) -> Result<Vec<Vec<Value>>> {
-    let sizes = model.batch_sizes().to_vec();
-    let group = sizes.iter().copied().max().unwrap_or(1);
+    let sizes = BatchSizes::of_image(model);
     let n_outputs = model.output_details().len();
     let mut out = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(group) {
-        let size = match model.batch_mode() {
-            BatchMode::NBuf => chunk.len(),
-            BatchMode::OneBuf => sizes
-                .iter()
-                .copied()
-                .filter(|&s| s >= chunk.len())
-                .min()
-                .ok_or_else(|| anyhow!("no batch size holds {} items", chunk.len()))?,
-        };
+    for chunk in inputs.chunks(sizes.group()) {
+        let size = sizes
+            .run_size(chunk.len())
+            .ok_or_else(|| anyhow!("no batch size holds {} items", chunk.len()))?;
         for i in 0..chunk[0].len() {
             let column: Vec<&Value> = chunk.iter().map(|v| &v[i]).collect();
             let batch = stack(&column, size).map_err(|e| anyhow!("{e}"))?;

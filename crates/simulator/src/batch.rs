@@ -14,6 +14,21 @@ pub enum BatchSizes {
 }
 
 impl BatchSizes {
+    /// The sizes an offline image runs: up to its maximum for `n_buf`, its list for `one_buf`.
+    pub fn of_image(model: &ipukit_offline_img::OfflineModel) -> BatchSizes {
+        let sizes = model.batch_sizes();
+        match model.batch_mode() {
+            ipukit_offline_img::BatchMode::NBuf => {
+                BatchSizes::UpTo(sizes.first().copied().unwrap_or(1))
+            }
+            ipukit_offline_img::BatchMode::OneBuf => {
+                let mut s = sizes.to_vec();
+                s.sort_unstable();
+                BatchSizes::Exactly(s)
+            }
+        }
+    }
+
     /// How many items a run takes at most.
     pub fn group(&self) -> usize {
         match self {

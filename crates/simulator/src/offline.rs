@@ -3,7 +3,7 @@
 use crate::batch::BatchSizes;
 use crate::error::{Result, SimError};
 use crate::model::{Backend, OpenOptions, SimModel, Stage};
-use ipukit_offline_img::{BatchMode, ImgError, LoadOptions, OfflineModel};
+use ipukit_offline_img::{ImgError, LoadOptions, OfflineModel};
 use ipukit_runtime::{TensorDetails, TensorInfo, Value};
 use std::path::PathBuf;
 
@@ -51,15 +51,7 @@ impl Backend for OfflineBackend {
         }))
     }
     fn batch_sizes(&self) -> BatchSizes {
-        let sizes = self.model.batch_sizes();
-        match self.model.batch_mode() {
-            BatchMode::NBuf => BatchSizes::UpTo(sizes.first().copied().unwrap_or(1)),
-            BatchMode::OneBuf => {
-                let mut s = sizes.to_vec();
-                s.sort_unstable();
-                BatchSizes::Exactly(s)
-            }
-        }
+        BatchSizes::of_image(&self.model)
     }
 }
 
