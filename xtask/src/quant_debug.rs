@@ -169,8 +169,8 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     for (n, a) in &cal.rounds {
         println!(
-            "L5 check with {n} 16-bit layer(s): calibration cosine min {:.6}, mean {:.6}",
-            a.min_cosine, a.mean_cosine
+            "L5 check with {n} 16-bit layer(s): calibration cosine min {:.6}, mean {:.6}, largest probability error {:.4}",
+            a.min_cosine, a.mean_cosine, a.max_error
         );
     }
     let (float, _) = ipukit_simfmt::read_sim_file(&float_sim)

@@ -32,8 +32,8 @@ pub fn calibrate_with_progress(opts: &CalibrateOptions) -> Result<Calibration> {
                 }
                 if let Phase::Checked(round, n16, a) = other {
                     eprintln!(
-                        "check {round}: {n16} layer(s) in 16 bits: output cosine min {:.6}, mean {:.6}",
-                        a.min_cosine, a.mean_cosine
+                        "check {round}: {n16} layer(s) in 16 bits: output cosine min {:.6}, mean {:.6}, largest probability error {:.4}",
+                        a.min_cosine, a.mean_cosine, a.max_error
                     );
                 }
             }

@@ -16,7 +16,7 @@ pub mod cli;
 mod overrides;
 pub mod segments;
 
-pub use check::{cosine, OutputAgreement};
+pub use check::{cosine, max_abs_difference, probability_outputs, OutputAgreement};
 
 use ipukit_config::InputConfig;
 use ipukit_ir::Graph;
@@ -60,6 +60,10 @@ pub enum CalibratorError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, CalibratorError>;
 
+/// The L5 check's bound on [`OutputAgreement::max_error`]: no probability output is off by
+/// more than 0.01 on the calibration inputs.
+pub const L5_MAX_ERROR: f64 = 0.01;
+
 /// What to calibrate and how.
 #[derive(Debug, Clone)]
 pub struct CalibrateOptions {
@@ -89,6 +93,8 @@ pub struct CalibrateOptions {
     pub check_samples: usize,
     /// Smallest output cosine (fixed vs float) the L5 check accepts.
     pub target_cosine: f64,
+    /// Largest relative output error ([`OutputAgreement::max_error`]) the L5 check accepts.
+    pub target_max_error: f64,
 }
 
 impl Default for CalibrateOptions {
@@ -107,6 +113,7 @@ impl Default for CalibrateOptions {
             activation_method: None,
             check_samples: 4,
             target_cosine: 0.999,
+            target_max_error: L5_MAX_ERROR,
         }
     }
 }
@@ -191,8 +198,8 @@ impl Calibration {
         if let Some(a) = self.agreement {
             let _ = writeln!(
                 s,
-                "fixed vs float on {} calibration input(s): output cosine min {:.6}, mean {:.6}",
-                a.inputs, a.min_cosine, a.mean_cosine
+                "fixed vs float on {} calibration input(s): output cosine min {:.6}, mean {:.6}, largest probability error {:.4}",
+                a.inputs, a.min_cosine, a.mean_cosine, a.max_error
             );
         }
         s
@@ -341,14 +348,15 @@ pub fn calibrate(
     let mut rounds = Vec::new();
     if k > 0 {
         let reference = check::run_float(&float, &float_samples)?;
+        let probability = probability_outputs(&float);
         let mut round = 1;
         loop {
             progress(Phase::Check(round));
-            let a = check::compare(&graph, &fixed_samples, &reference)?;
+            let a = check::compare(&graph, &fixed_samples, &reference, &probability)?;
             rounds.push((plan.int16_count(), a));
             progress(Phase::Checked(round, plan.int16_count(), a));
             let done = opts.level < QuantLevel::L5
-                || a.min_cosine >= opts.target_cosine
+                || (a.min_cosine >= opts.target_cosine && a.max_error <= opts.target_max_error)
                 || plan.int16_count() == plan.layers.len()
                 || round >= 6;
             agreement = Some(a);

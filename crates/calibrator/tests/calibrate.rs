@@ -154,6 +154,35 @@ fn deterministic_across_runs_and_threads() {
 }
 
 #[test]
+fn l5_check_bounds_the_probability_error_as_well_as_the_cosine() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = float_model(dir.path());
+    let imgs = images(dir.path(), 8);
+    let out = dir.path().join("m_fixed.sim");
+    // Any cosine passes; only the probability bound can ask for more 16-bit layers.
+    let mut lax = options(&model, &imgs, &out);
+    lax.target_cosine = -1.0;
+    lax.target_max_error = f64::INFINITY;
+    let base = calibrate(&lax, &|_| {}).unwrap();
+    assert_eq!(base.rounds.len(), 1, "{:?}", base.rounds);
+    // An unreachable bound: the check promotes round after round until every layer is 16-bit.
+    let mut strict = lax.clone();
+    strict.target_max_error = 0.0;
+    let cal = calibrate(&strict, &|_| {}).unwrap();
+    assert!(cal.rounds.len() > 1, "{:?}", cal.rounds);
+    assert_eq!(cal.plan.int16_count(), cal.plan.layers.len());
+    assert!(cal.agreement.unwrap().max_error > 0.0);
+    // The default bound holds on the calibration inputs.
+    let def = calibrate(&options(&model, &imgs, &out), &|_| {}).unwrap();
+    let a = def.agreement.unwrap();
+    assert!(
+        a.max_error <= ipukit_calibrator::L5_MAX_ERROR
+            || def.plan.int16_count() == def.plan.layers.len(),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn every_level_and_conv_config_override() {
     let dir = tempfile::tempdir().unwrap();
     let model = float_model(dir.path());

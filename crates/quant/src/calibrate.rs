@@ -11,7 +11,7 @@
 //!
 //! `[CONV_CONFIG]` in the ini overrides the choice as the seeds say.
 
-use crate::lower::{LayerBits, LowerPlan};
+use crate::lower::{int16_headroom, LayerBits, LowerPlan};
 use crate::range::{QuantTarget, RangeMethod};
 use crate::stats::{weight_axis, CalibrationStats};
 use crate::{QuantError, Result};
@@ -155,6 +155,11 @@ pub fn plan(
     for a in stats.activations() {
         if let Some(r) = a.min_max() {
             lower.ranges.insert(a.tensor(), r);
+            if let Some((lo, hi)) = a.mean_min_max() {
+                let largest = f64::from(r.0.abs().max(r.1.abs()));
+                let h = int16_headroom(largest, lo.abs().max(hi.abs()), a.samples(), a.shape());
+                lower.headroom.insert(a.tensor(), h);
+            }
         }
         if level >= QuantLevel::L3 {
             let method = options.activation_method.unwrap_or(RangeMethod::Mse);

@@ -12,7 +12,8 @@
 mod params;
 
 pub use params::{
-    channel_abs_max, common_shift, quantize_weights, Affine, ChannelWeights, INT16_HEADROOM,
+    channel_abs_max, common_shift, int16_headroom, quantize_weights, Affine, ChannelWeights,
+    HEADROOM_MIN_SAMPLES, INT16_HEADROOM,
 };
 
 use crate::stats::weight_axis;
@@ -56,6 +57,9 @@ pub struct LowerPlan {
     /// weight tensor); absent weights, and every 16-bit layer's, are clipped at their
     /// channel's `max |w|`.
     pub weight_clip: HashMap<TensorId, Vec<f32>>,
+    /// Headroom of each INT16 activation above its calibrated range (see
+    /// [`int16_headroom`]); absent tensors get [`INT16_HEADROOM`].
+    pub headroom: HashMap<TensorId, f32>,
 }
 
 impl LowerPlan {
@@ -457,8 +461,15 @@ impl Lowering<'_> {
 
     /// Maps the node's single output to a new fixed tensor with quantization from its range.
     fn out_affine(&self, node: &Node) -> Result<(Affine, (f32, f32))> {
-        let r = self.range(node, node.outputs[0])?;
-        Ok((Affine::int16_activation(r.0, r.1), r))
+        let t = node.outputs[0];
+        let r = self.range(node, t)?;
+        let h = self
+            .plan
+            .headroom
+            .get(&t)
+            .copied()
+            .unwrap_or(INT16_HEADROOM);
+        Ok((Affine::int16_activation(r.0, r.1, h), r))
     }
 
     fn finish(

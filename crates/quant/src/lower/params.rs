@@ -17,6 +17,33 @@ pub const I16_MAX: f32 = 32767.0;
 /// their calibrated (or fitted) range: 8 bits cannot spare any.
 pub const INT16_HEADROOM: f32 = 4.0;
 
+/// Fewest calibration samples from which [`int16_headroom`] judges a tensor's spread; below
+/// it every tensor gets [`INT16_HEADROOM`].
+pub const HEADROOM_MIN_SAMPLES: u64 = 8;
+
+/// The least headroom [`int16_headroom`] gives.
+pub const MIN_HEADROOM: f32 = 2.0;
+
+/// The headroom of an INT16 activation whose largest magnitude over the calibration set is
+/// `largest` and whose per-sample largest magnitude averages `typical` (`docs/fixed-point.md`
+/// §1): an unseen input may exceed the largest magnitude seen by as much as that one exceeds
+/// the typical one, so the headroom is their ratio, between 1 and [`INT16_HEADROOM`]. A
+/// tensor every input drives alike (a normalised input, a softmax) keeps nearly all 15 bits
+/// for its range; one that a few inputs drive far (a squeeze-excitation gate, a classifier
+/// head) keeps the full headroom.
+pub fn int16_headroom(largest: f64, typical: f64, samples: u64, shape: &[usize]) -> f32 {
+    let spatial: usize = shape.iter().skip(1).rev().skip(1).product();
+    if spatial <= 1
+        || samples < HEADROOM_MIN_SAMPLES
+        || typical.is_nan()
+        || typical <= 0.0
+        || !largest.is_finite()
+    {
+        return INT16_HEADROOM;
+    }
+    ((largest / typical) as f32).clamp(MIN_HEADROOM, INT16_HEADROOM)
+}
+
 /// The quantization of one fixed tensor: `r = scale · (q − zero_point)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Affine {
@@ -45,9 +72,14 @@ impl Affine {
     }
 
     /// Symmetric INT16 for an activation calibrated to `[min, max]`: [`Affine::int16`] of
-    /// the range widened by [`INT16_HEADROOM`].
-    pub fn int16_activation(min: f32, max: f32) -> Affine {
-        Affine::int16(min * INT16_HEADROOM, max * INT16_HEADROOM)
+    /// the range widened by `headroom` (at least 1).
+    pub fn int16_activation(min: f32, max: f32, headroom: f32) -> Affine {
+        let h = if headroom.is_finite() {
+            headroom.max(1.0)
+        } else {
+            INT16_HEADROOM
+        };
+        Affine::int16(min * h, max * h)
     }
 
     /// Asymmetric UINT8 for the range `[min, max]` widened to contain 0 (§1).
@@ -183,6 +215,33 @@ pub fn channel_abs_max(w: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headroom_follows_the_spread_of_per_sample_maxima() {
+        let map = [1, 40, 30, 16];
+        // Every sample alike: the floor.
+        assert_eq!(int16_headroom(5.0, 4.9, 100, &map), MIN_HEADROOM);
+        // The largest sample 3x the typical one: 3x room above it.
+        assert_eq!(int16_headroom(6.0, 2.0, 100, &map), 3.0);
+        // Never beyond the fixed headroom.
+        assert_eq!(int16_headroom(60.0, 2.0, 100, &map), INT16_HEADROOM);
+        // Too few samples, one value per channel and sample, or no typical value: fixed.
+        assert_eq!(int16_headroom(5.0, 4.9, 3, &map), INT16_HEADROOM);
+        assert_eq!(
+            int16_headroom(5.0, 4.9, 100, &[1, 1, 1, 16]),
+            INT16_HEADROOM
+        );
+        assert_eq!(int16_headroom(5.0, 4.9, 100, &[1, 16]), INT16_HEADROOM);
+        assert_eq!(int16_headroom(5.0, 0.0, 100, &map), INT16_HEADROOM);
+        assert_eq!(int16_headroom(f64::NAN, 1.0, 100, &map), INT16_HEADROOM);
+        // The activation scale takes it, and never less than 1.
+        let a = Affine::int16_activation(-1.0, 2.0, 3.0);
+        assert_eq!(a.scale, 6.0 / I16_MAX);
+        assert_eq!(
+            Affine::int16_activation(-1.0, 2.0, 0.5).scale,
+            2.0 / I16_MAX
+        );
+    }
 
     #[test]
     fn int16_is_symmetric_and_covers_the_range() {
