@@ -5,6 +5,9 @@
 //! Each benchmark runs on the best instruction set of the CPU (`Isa::detect`) and, for the
 //! 16-bit layers, on every lower AVX-512 level too, so the levels can be compared.
 
+// Fixed, valid data: a failure to pack or run is a bug the benchmark should stop on.
+#![allow(clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QFullyConnected, QLayer, Requant};
 use ipukit_ir::ops::{Conv2d, FusedActivation, Padding2d};
