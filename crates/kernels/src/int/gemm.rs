@@ -24,11 +24,16 @@
 //!   `K` (128 pair steps); after each chunk they are widened into the INT64 tile as
 //!   `acc += 256·H + L`. The result is the exact INT64 `Σ w·x` for any INT16 operands,
 //!   −32768 included.
+//! * [`Scheme::Bytes16`] — 16-bit mode on AMX-INT8 ([`Isa::Amx`]): both operands split into
+//!   bytes, four tile products per 16 × 16 block, INT32 chunks widened to INT64 (the bound is
+//!   in [`super::amx`]). `A` rows are INT16 as for Split16; each chunk of rows is split into
+//!   byte tiles once and every panel (`NR` = 16, `[K/64][16][16][4]` bytes per half) sweeps it.
 //!
 //! Each scheme has a portable kernel (the reference) and x86-64 kernels: AVX2 (`NR` = 8 or 16,
 //! `MR` = 6), AVX-512BW and AVX-512 VNNI (`NR` = 16 or 32, `MR` = 12). Partial tiles repeat the
 //! last row of `A`; the extra results are dropped.
 
+use super::amx::{self, KB, TILE};
 use super::arith::QInt;
 use super::epilogue::ChannelRequant;
 use super::isa::Isa;
@@ -47,6 +52,8 @@ pub(crate) enum Scheme {
     Pair8,
     /// 16-bit mode, split weights, INT64 results; `A` is INT16.
     Split16,
+    /// 16-bit mode on AMX tiles, both operands split into bytes, INT64 results; `A` is INT16.
+    Bytes16,
 }
 
 /// Precision mode of a quantized layer (`docs/fixed-point.md` §3).
@@ -61,8 +68,9 @@ pub(crate) enum Mode {
 impl Scheme {
     pub(crate) fn for_mode(mode: Mode, isa: Isa) -> Scheme {
         match (mode, isa) {
+            (Mode::Bits16, Isa::Amx) => Scheme::Bytes16,
             (Mode::Bits16, _) => Scheme::Split16,
-            (Mode::Bits8, Isa::Avx512Vnni) => Scheme::Quad,
+            (Mode::Bits8, Isa::Avx512Vnni | Isa::Amx) => Scheme::Quad,
             (Mode::Bits8, _) => Scheme::Pair8,
         }
     }
@@ -71,7 +79,7 @@ impl Scheme {
     pub(crate) fn k_align(self) -> usize {
         match self {
             Scheme::Quad => 4,
-            Scheme::Pair8 | Scheme::Split16 => 2,
+            Scheme::Pair8 | Scheme::Split16 | Scheme::Bytes16 => 2,
         }
     }
 }
@@ -121,10 +129,14 @@ pub(crate) struct PackedB {
     lo: Vec<i16>,
     /// High halves of Split16.
     hi: Vec<i16>,
+    /// Bytes16 high bytes `w >> 8`, `[panel][K/64][16][16][4]`.
+    bh: Vec<i8>,
+    /// Bytes16 low bytes `w & 255`, same layout.
+    bl: Vec<u8>,
 }
 
 /// Largest tile: `MR_MAX` rows × `NR_MAX` channels.
-pub(crate) const MR_MAX: usize = 12;
+pub(crate) const MR_MAX: usize = 16;
 /// Widest panel.
 pub(crate) const NR_MAX: usize = 32;
 
@@ -142,7 +154,7 @@ impl PackedB {
         let (lanes, mr) = match isa {
             Isa::Scalar => (8, 4),
             Isa::Avx2 => (8, 6),
-            Isa::Avx512Bw | Isa::Avx512Vnni => (16, 12),
+            Isa::Avx512Bw | Isa::Avx512Vnni | Isa::Amx => (16, 12),
         };
         let mut nr = if n <= lanes { lanes } else { 2 * lanes };
         // The fused 16-bit kernels hold two accumulators (low and high weight halves) per
@@ -153,6 +165,10 @@ impl PackedB {
                 mr
             }
             (Scheme::Split16, Isa::Avx512Bw | Isa::Avx512Vnni) if nr == 2 * lanes => 6,
+            (Scheme::Bytes16, _) => {
+                nr = 16;
+                16
+            }
             _ => mr,
         };
         let kpad = k.next_multiple_of(scheme.k_align());
@@ -167,6 +183,8 @@ impl PackedB {
             b8: Vec::new(),
             lo: Vec::new(),
             hi: Vec::new(),
+            bh: Vec::new(),
+            bl: Vec::new(),
         };
         let size = panels * kpad * nr;
         match scheme {
@@ -177,6 +195,21 @@ impl PackedB {
                     let dst = &mut p.b8[pn * kpad * nr..];
                     for kk in 0..k {
                         dst[((kk / 4) * nr + jj) * 4 + kk % 4] = w(j, kk) as i8;
+                    }
+                }
+            }
+            Scheme::Bytes16 => {
+                let nkb = kpad.div_ceil(KB);
+                let size = panels * nkb * TILE;
+                p.bh = vec![0; size];
+                p.bl = vec![0; size];
+                for j in 0..n {
+                    let (pn, jj) = (j / 16, j % 16);
+                    for kk in 0..k {
+                        let at = (pn * nkb + kk / KB) * TILE + (kk % KB / 4) * 64 + jj * 4 + kk % 4;
+                        let v = w(j, kk);
+                        p.bh[at] = (v >> 8) as i8;
+                        p.bl[at] = (v & 255) as u8;
                     }
                 }
             }
@@ -212,6 +245,20 @@ impl PackedB {
         let len = self.kpad * self.nr;
         &v[p * len..(p + 1) * len]
     }
+
+    /// Blocks of [`KB`] values of `K` (Bytes16).
+    fn kblocks(&self) -> usize {
+        self.kpad.div_ceil(KB)
+    }
+
+    /// The high and low weight bytes of Bytes16 panel `p`.
+    fn panel_bytes(&self, p: usize) -> (&[i8], &[u8]) {
+        let len = self.kblocks() * TILE;
+        (
+            &self.bh[p * len..(p + 1) * len],
+            &self.bl[p * len..(p + 1) * len],
+        )
+    }
 }
 
 /// Tile buffers of one task.
@@ -219,6 +266,10 @@ pub(crate) struct TileBuf {
     pub t32: [i32; MR_MAX * NR_MAX],
     pub t64: [i64; MR_MAX * NR_MAX],
     hi: [i32; MR_MAX * NR_MAX],
+    /// Bytes16: the four INT32 byte-product tiles of one block.
+    acc4: [i32; 4 * 256],
+    /// Bytes16: the `A` rows of a call split into byte tiles (see [`split_rows`]).
+    abytes: Vec<u8>,
 }
 
 impl TileBuf {
@@ -227,6 +278,8 @@ impl TileBuf {
             t32: [0; MR_MAX * NR_MAX],
             t64: [0; MR_MAX * NR_MAX],
             hi: [0; MR_MAX * NR_MAX],
+            acc4: [0; 4 * 256],
+            abytes: Vec::new(),
         })
     }
 }
@@ -234,8 +287,11 @@ impl TileBuf {
 /// Element types of `A` rows: `u8` ([`Scheme::Quad`]) or `i16` (the others).
 pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
     /// Computes the tile of panel `p` for `b.mr` rows (each at least `b.kpad` long) into
-    /// `buf.t32` (Quad, Pair8) or `buf.t64` (Split16), row-major with `b.nr` columns.
+    /// `buf.t32` (Quad, Pair8) or `buf.t64` (Split16, Bytes16), row-major with `b.nr` columns.
     fn tile(b: &PackedB, p: usize, rows: &[&[Self]], buf: &mut TileBuf);
+
+    /// The rows as INT16 rows, if they are.
+    fn as_i16<'a>(rows: &'a [&'a [Self]]) -> Option<&'a [&'a [i16]]>;
 }
 
 fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
@@ -258,7 +314,7 @@ impl AElem for u8 {
         let len = b.kpad * b.nr;
         let w = &b.b8[p * len..(p + 1) * len];
         #[cfg(target_arch = "x86_64")]
-        if b.isa == Isa::Avx512Vnni {
+        if b.isa >= Isa::Avx512Vnni {
             let mut a = [std::ptr::null::<u8>(); MR_MAX];
             for (d, r) in a.iter_mut().zip(rows) {
                 *d = r.as_ptr();
@@ -282,6 +338,10 @@ impl AElem for u8 {
             return;
         }
         quad_portable(rows, w, b.nr, b.kpad / 4, &mut buf.t32);
+    }
+
+    fn as_i16<'a>(_: &'a [&'a [u8]]) -> Option<&'a [&'a [i16]]> {
+        None
     }
 }
 
@@ -334,7 +394,141 @@ impl AElem for i16 {
                     k0 = k1;
                 }
             }
+            Scheme::Bytes16 => {
+                split_rows(b.isa, rows, b.kpad, b.kblocks(), &mut buf.abytes);
+                let tiles = amx::Tiles::load();
+                bytes_block(b, p, &tiles, 0, buf);
+            }
             Scheme::Quad => unreachable!("int gemm: i16 rows with the Quad scheme"),
+        }
+    }
+
+    fn as_i16<'a>(rows: &'a [&'a [i16]]) -> Option<&'a [&'a [i16]]> {
+        Some(rows)
+    }
+}
+
+/// Copies the rows (each at least `kpad` long) as Bytes16 `A` tiles into `dst`: for each
+/// block of 16 rows, `nkb` tiles of high bytes `x >> 8` then `nkb` tiles of low bytes
+/// `x & 255`, each `[16 rows][64 values of K]`. Rows past the last and values past `kpad` are
+/// 0 (their products with the packed weights are 0 either way).
+fn split_rows(isa: Isa, rows: &[&[i16]], kpad: usize, nkb: usize, dst: &mut Vec<u8>) {
+    let blocks = rows.len().div_ceil(16);
+    let block = 2 * nkb * TILE;
+    dst.clear();
+    dst.resize(blocks * block, 0);
+    if block == 0 {
+        return;
+    }
+    for (rb, d) in dst.chunks_exact_mut(block).enumerate() {
+        let (hi, lo) = d.split_at_mut(nkb * TILE);
+        for (i, r) in rows[rb * 16..rows.len().min(rb * 16 + 16)]
+            .iter()
+            .enumerate()
+        {
+            split_row(isa, &r[..kpad], hi, lo, i * 64);
+        }
+    }
+}
+
+#[inline(always)]
+fn split_row_body(r: &[i16], hi: &mut [u8], lo: &mut [u8], at: usize) {
+    for (kb, src) in r.chunks(KB).enumerate() {
+        let o = kb * TILE + at;
+        for ((h, l), &v) in hi[o..o + src.len()]
+            .iter_mut()
+            .zip(&mut lo[o..o + src.len()])
+            .zip(src)
+        {
+            *h = (v >> 8) as u8;
+            *l = v as u8;
+        }
+    }
+}
+
+super::isa::multiversion!(
+    /// One row of [`split_rows`]: values of block `kb` go to `kb·TILE + at`.
+    fn split_row = split_row_body(r: &[i16], hi: &mut [u8], lo: &mut [u8], at: usize)
+);
+
+/// Computes the Bytes16 block of panel `p` and the 16 `A` rows of `buf.abytes` starting at
+/// row block `rb` into `buf.t64` (16 × 16, row-major).
+fn bytes_block(b: &PackedB, p: usize, tiles: &amx::Tiles, rb: usize, buf: &mut TileBuf) {
+    let nkb = b.kblocks();
+    let (wh, wl) = b.panel_bytes(p);
+    let a = &buf.abytes[rb * 2 * nkb * TILE..(rb + 1) * 2 * nkb * TILE];
+    let t64 = &mut buf.t64[..256];
+    if nkb == 0 {
+        // K = 0: empty sums.
+        t64.fill(0);
+        return;
+    }
+    let mut kb0 = 0;
+    while kb0 < nkb {
+        let kb1 = (kb0 + amx::KB_CHUNK).min(nkb);
+        let n = kb1 - kb0;
+        // Sub-slices of the chunk: `a` holds nkb high tiles then nkb low tiles.
+        let mut ab = Vec::new();
+        let a_chunk: &[u8] = if n == nkb {
+            a
+        } else {
+            ab.extend_from_slice(&a[kb0 * TILE..kb1 * TILE]);
+            ab.extend_from_slice(&a[(nkb + kb0) * TILE..(nkb + kb1) * TILE]);
+            &ab
+        };
+        amx::block(
+            tiles,
+            a_chunk,
+            &wh[kb0 * TILE..kb1 * TILE],
+            &wl[kb0 * TILE..kb1 * TILE],
+            n,
+            &mut buf.acc4,
+        );
+        combine(b.isa, &buf.acc4, t64, kb0 == 0);
+        kb0 = kb1;
+    }
+}
+
+#[inline(always)]
+fn combine_body(acc: &[i32; 4 * 256], t64: &mut [i64], first: bool) {
+    let (hh, rest) = acc.split_at(256);
+    let (hl, rest) = rest.split_at(256);
+    let (lh, ll) = rest.split_at(256);
+    for (i, d) in t64[..256].iter_mut().enumerate() {
+        let v = ((hh[i] as i64) << 16) + ((hl[i] as i64 + lh[i] as i64) << 8) + ll[i] as i64;
+        *d = if first { v } else { *d + v };
+    }
+}
+
+super::isa::multiversion!(
+    /// `t64 (=|+=) 65536·HH + 256·(HL + LH) + LL` over the 256 values of a Bytes16 block.
+    fn combine = combine_body(acc: &[i32; 4 * 256], t64: &mut [i64], first: bool)
+);
+
+/// [`gemm_rows`] for [`Scheme::Bytes16`]: splits the rows into byte tiles once, then every
+/// panel sweeps them 16 rows at a time.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows_bytes<O: QInt>(
+    b: &PackedB,
+    rq: &ChannelRequant,
+    rows: &[&[i16]],
+    out: &mut [O],
+    ldc: usize,
+    col0: usize,
+    buf: &mut TileBuf,
+) {
+    let m = rows.len();
+    split_rows(b.isa, rows, b.kpad, b.kblocks(), &mut buf.abytes);
+    let tiles = amx::Tiles::load();
+    for p in 0..b.panels() {
+        let c0 = p * 16;
+        let cols = 16.min(b.n - c0);
+        for rb in 0..m.div_ceil(16) {
+            bytes_block(b, p, &tiles, rb, buf);
+            for i in 0..16.min(m - rb * 16) {
+                let dst = &mut out[(rb * 16 + i) * ldc + col0 + c0..][..cols];
+                rq.row_i64(b.isa, c0, &buf.t64[i * 16..i * 16 + cols], dst);
+            }
         }
     }
 }
@@ -423,6 +617,13 @@ pub(crate) fn gemm_rows<T: AElem, O: QInt>(
     if m == 0 {
         return;
     }
+    if b.scheme == Scheme::Bytes16 {
+        // Bytes16 is 16-bit mode, whose `A` rows are INT16 (the layers map their input so).
+        let Some(rows) = T::as_i16(rows) else {
+            unreachable!("int gemm: Bytes16 with UINT8 rows")
+        };
+        return gemm_rows_bytes(b, rq, rows, out, ldc, col0, buf);
+    }
     let (mr, nr) = (b.mr, b.nr);
     let mut block: [&[T]; MR_MAX] = [rows[0]; MR_MAX];
     for p in 0..b.panels() {
@@ -438,7 +639,9 @@ pub(crate) fn gemm_rows<T: AElem, O: QInt>(
             for i in 0..valid {
                 let dst = &mut out[(r + i) * ldc + col0 + c0..][..cols];
                 match b.scheme {
-                    Scheme::Split16 => rq.row_i64(b.isa, c0, &buf.t64[i * nr..i * nr + cols], dst),
+                    Scheme::Split16 | Scheme::Bytes16 => {
+                        rq.row_i64(b.isa, c0, &buf.t64[i * nr..i * nr + cols], dst)
+                    }
                     _ => rq.row_i32(b.isa, c0, &buf.t32[i * nr..i * nr + cols], dst),
                 }
             }
@@ -770,7 +973,7 @@ mod tests {
                                     .collect();
                                 let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
                                 i16::tile(&b, p, &refs, &mut buf);
-                                if b.scheme == Scheme::Split16 {
+                                if matches!(b.scheme, Scheme::Split16 | Scheme::Bytes16) {
                                     buf.t64[..b.mr * b.nr].to_vec()
                                 } else {
                                     buf.t32[..b.mr * b.nr].iter().map(|&v| v as i64).collect()
@@ -781,7 +984,7 @@ mod tests {
                             for j in 0..b.nr.min(n - p * b.nr) {
                                 let g = got[i * b.nr + j];
                                 let wv = want[i][p * b.nr + j];
-                                if b.scheme == Scheme::Split16 {
+                                if matches!(b.scheme, Scheme::Split16 | Scheme::Bytes16) {
                                     assert_eq!(g, wv, "{isa} {mode:?} n{n} k{k}");
                                 } else {
                                     // 8-bit: INT32 modulo 2^32.
@@ -816,6 +1019,106 @@ mod tests {
                 for i in 0..b.mr {
                     for j in 0..3 {
                         assert_eq!(buf.t64[i * b.nr + j], want, "{isa}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Past the INT32 chunks of both 16-bit schemes (KC16 values for Split16, 512 · 64 for
+    /// Bytes16): a K of 33,000 with extreme values (worst case and random) is exact.
+    #[test]
+    fn large_k_is_exact() {
+        let k = 33_000;
+        let mut rng = Rng::new(11);
+        for isa in Isa::supported() {
+            for worst in [true, false] {
+                let w: Vec<Vec<i32>> = (0..3)
+                    .map(|_| {
+                        (0..k)
+                            .map(|_| {
+                                if worst {
+                                    -32768
+                                } else {
+                                    rng.extreme(-32768, 32767)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let b = PackedB::pack(isa, Mode::Bits16, 3, k, |j, kk| w[j][kk]);
+                let a: Vec<Vec<i32>> = (0..b.mr)
+                    .map(|_| {
+                        (0..k)
+                            .map(|_| {
+                                if worst {
+                                    -32768
+                                } else {
+                                    rng.extreme(-32768, 32767)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let want = naive(&a, &w);
+                let rows: Vec<Vec<i16>> = a
+                    .iter()
+                    .map(|r| {
+                        let mut v: Vec<i16> = r.iter().map(|&x| x as i16).collect();
+                        v.resize(b.kpad, 0);
+                        v
+                    })
+                    .collect();
+                let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
+                let mut buf = TileBuf::new();
+                i16::tile(&b, 0, &refs, &mut buf);
+                for (i, want) in want.iter().enumerate() {
+                    for (j, &wv) in want.iter().enumerate() {
+                        assert_eq!(buf.t64[i * b.nr + j], wv, "{isa} worst {worst}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gemm_rows` on every level equals the portable level on edge sizes: 1 row, partial
+    /// row blocks, odd and tail `K` (around the 64-value AMX blocks), partial panels.
+    #[test]
+    fn gemm_rows_levels_agree_on_edge_sizes() {
+        use crate::int::epilogue::Bias;
+        use ipukit_ir::ops::fixed::OutRange;
+        let mut rng = Rng::new(5);
+        for &m in &[1usize, 5, 15, 16, 17, 33] {
+            for &k in &[1usize, 2, 3, 63, 64, 65, 129] {
+                for &n in &[1usize, 7, 16, 17, 40] {
+                    let w: Vec<i32> = (0..n * k).map(|_| rng.extreme(-32768, 32767)).collect();
+                    let kpad = k.next_multiple_of(2);
+                    let rows: Vec<Vec<i16>> = (0..m)
+                        .map(|_| {
+                            let mut r: Vec<i16> =
+                                (0..k).map(|_| rng.extreme(-32768, 32767) as i16).collect();
+                            r.resize(kpad, 0);
+                            r
+                        })
+                        .collect();
+                    let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
+                    let rq: Vec<_> = (0..n).map(|_| rng.requant(33)).collect();
+                    let bias: Vec<i64> = (0..n)
+                        .map(|_| rng.extreme(i32::MIN, i32::MAX) as i64 * 4096)
+                        .collect();
+                    let out = OutRange::full(ipukit_ir::DType::I16, 0);
+                    let run = |isa: Isa| {
+                        let b = PackedB::pack(isa, Mode::Bits16, n, k, |j, kk| w[j * k + kk]);
+                        assert_eq!(b.kpad, kpad);
+                        let crq = ChannelRequant::new(n, Bias::I64(&bias), &rq, out);
+                        // Output columns 3..3 + n of rows of n + 5 values.
+                        let mut o = vec![0i16; m * (n + 5)];
+                        gemm_rows(&b, &crq, &refs, &mut o, n + 5, 3, &mut TileBuf::new());
+                        o
+                    };
+                    let want = run(Isa::Scalar);
+                    for isa in Isa::supported() {
+                        assert_eq!(run(isa), want, "{isa} m{m} k{k} n{n}");
                     }
                 }
             }

@@ -14,6 +14,7 @@
 //!   instruction set explicitly (the tests and benches compare them).
 //! * [`rshift_round`], [`div_round`], [`requant`] and [`sat_out`] are the rounding rules of §2.
 
+mod amx;
 mod arith;
 mod binary;
 mod conv;
