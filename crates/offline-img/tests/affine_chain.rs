@@ -28,8 +28,9 @@ fn binary(g: &mut Graph, name: &str, kind: QBinaryKind, a: TensorId, b: TensorId
         .unwrap()[0]
 }
 
-/// `y0 = b0 + T(x) · a0` (constant first in the Add) and, on `y0`, `T(y0) · a1` whose product
-/// is also read by an `Add` with `y0` (an activation: not a table operator).
+/// `y0 = b0 + T(x) · a0` (constant first in the Add); on `y0`, `s1 = T(y0) · a1` whose product
+/// is also read by an `Add` with `y0` (an activation: not a table operator); then
+/// `T(s1 + s1) · a2`, the chain's input read by its head alone.
 fn affine_graph() -> Graph {
     let hswish = build_lut(
         |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0,
@@ -52,13 +53,19 @@ fn affine_graph() -> Graph {
     let s0 = binary(&mut g, "scale0", mul(1.0 / 16384.0), h, a0);
     let y0 = binary(&mut g, "bias0", add, b0, s0);
     let h1 = g
-        .add_node("hswish1", Op::QLut(hswish), vec![y0], &["h1"])
+        .add_node("hswish1", Op::QLut(hswish.clone()), vec![y0], &["h1"])
         .unwrap()[0];
     let a1 = scalar(&mut g, "a1", 9_000);
     let s1 = binary(&mut g, "scale1", mul(1.0 / 8192.0), h1, a1);
     let y1 = binary(&mut g, "sum", add, s1, y0);
     let y2 = binary(&mut g, "twice", add, s1, s1);
-    g.outputs.extend([y1, y2]);
+    // The chain's input dies at its head: the memory plan may put the result over it.
+    let h2 = g
+        .add_node("hswish2", Op::QLut(hswish), vec![y2], &["h2"])
+        .unwrap()[0];
+    let a2 = scalar(&mut g, "a2", 30_000);
+    let y3 = binary(&mut g, "scale2", mul(1.0 / 32768.0), h2, a2);
+    g.outputs.extend([y1, y3]);
     g.validate().unwrap();
     g
 }
@@ -76,7 +83,11 @@ fn scalar_affine_after_a_table_is_one_lookup_and_bit_exact() {
         let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
         assert_eq!(
             m.table_chains(),
-            [vec!["hswish", "scale0", "bias0"], vec!["hswish1", "scale1"]]
+            [
+                vec!["hswish", "scale0", "bias0"],
+                vec!["hswish1", "scale1"],
+                vec!["hswish2", "scale2"]
+            ]
         );
         let mut s = Session::new(
             g.clone(),
