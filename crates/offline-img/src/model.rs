@@ -3,10 +3,10 @@
 
 use crate::error::{ImgError, Result};
 use crate::format::{self, BatchMode, Image};
-use crate::program::Exec;
+use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
 use ipukit_ir::ops::fixed::{QBinary, QBinaryKind};
-use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
+use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
 use ipukit_kernels::int::PackedQLut;
 use ipukit_runtime::{
     DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
@@ -38,7 +38,10 @@ enum Step {
     Alias,
     Table {
         table: Arc<Table>,
+        input: TensorId,
         output: TensorId,
+        /// The output is the input's memory (same place and type): the lookup runs in place.
+        inplace: bool,
     },
     /// A table chain `s = T(x)` on INT16 whose only reader is the next node, a `QBinary`
     /// `Mul(x, s)` (or `Mul(s, x)`): the product in one pass with the runtime's fused kernel
@@ -46,11 +49,85 @@ enum Step {
     TableMul {
         lut: Arc<PackedQLut>,
         attrs: QBinary,
+        /// The table's input `x`.
+        input: TensorId,
         /// The `Mul` node (for error messages) and its output.
         mul: usize,
         output: TensorId,
     },
     Skip,
+}
+
+/// The activation input of `n` when the loader may put it in a table chain: a `QLut` or
+/// per-tensor `QRescale` of one activation, or a `QBinary` (`Add`, `Sub`, `Mul`, `Max`, `Min`)
+/// of one activation and a one-element constant, whose output has the activation's shape
+/// (every element the same function of the input element alone).
+fn chain_input(g: &Graph, n: &Node) -> Option<TensorId> {
+    let &[out] = n.outputs.as_slice() else {
+        return None;
+    };
+    if g.tensor(out).dtype == DType::Bool {
+        return None;
+    }
+    match &n.op {
+        Op::QBinary(a) => {
+            let elementwise = matches!(
+                a.kind,
+                QBinaryKind::Add { .. }
+                    | QBinaryKind::Sub { .. }
+                    | QBinaryKind::Mul(_)
+                    | QBinaryKind::Max { .. }
+                    | QBinaryKind::Min { .. }
+            );
+            let &[p, q] = n.inputs.as_slice() else {
+                return None;
+            };
+            let scalar = |t: TensorId| g.tensor(t).data.as_ref().is_some_and(|d| d.len() == 1);
+            let x = match (scalar(p), scalar(q)) {
+                (false, true) => p,
+                (true, false) => q,
+                _ => return None,
+            };
+            (elementwise && !g.tensor(x).is_const() && g.tensor(out).shape == g.tensor(x).shape)
+                .then_some(x)
+        }
+        op => {
+            let &[x] = n.inputs.as_slice() else {
+                return None;
+            };
+            (tableable(op) && !g.tensor(x).is_const()).then_some(x)
+        }
+    }
+}
+
+/// True when node `n` may extend a table chain on `x` whose current result is `s`: it reads
+/// `s` as [`chain_input`] accepts, or it is an element-wise `QBinary` of `x` and `s` (either
+/// order, e.g. SiLU's product `x · sigmoid(x)`), still a function of `x` alone.
+fn chain_link(g: &Graph, n: &Node, x: TensorId, s: TensorId) -> bool {
+    if chain_input(g, n) == Some(s) {
+        return true;
+    }
+    let Op::QBinary(a) = &n.op else {
+        return false;
+    };
+    let elementwise = matches!(
+        a.kind,
+        QBinaryKind::Add { .. }
+            | QBinaryKind::Sub { .. }
+            | QBinaryKind::Mul(_)
+            | QBinaryKind::Max { .. }
+            | QBinaryKind::Min { .. }
+    );
+    let shape = &g.tensor(x).shape;
+    elementwise
+        && (n.inputs == [x, s] || n.inputs == [s, x])
+        && n.outputs.len() == 1
+        && n.outputs.iter().all(|&o| &g.tensor(o).shape == shape)
+}
+
+/// True when the arena ranges `a` and `b` share no byte.
+fn disjoint(a: (usize, usize), b: (usize, usize)) -> bool {
+    a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0
 }
 
 /// The `QBinary` `Mul` node `m` and its attributes when it is the product `Mul(x, s)` (either
@@ -82,6 +159,96 @@ fn table_mul(
         && !outputs.contains(&s)
         && [x, s, z].into_iter().all(i16_like))
     .then(|| a.clone())
+}
+
+/// A table chain found at load time.
+struct LoadChain {
+    /// The chain's input (an activation of a type a table can be indexed by).
+    input: TensorId,
+    /// Its last node.
+    last: usize,
+    /// The output is placed over the input (same offset, size and type).
+    inplace: bool,
+}
+
+/// The table chain starting at node `i`: the image's chain (a table head and its links), or a
+/// single node [`chain_input`] accepts, extended by the next nodes [`chain_link`] accepts
+/// whose chain operand only they read (and is not a graph output), e.g. HardSwish's `QLut`
+/// followed by the `QBinary` scale and bias of PP-LCNetV3's learnable affine block, or
+/// SiLU's `QLut` and product followed by the `QRescale` to UINT8 of YOLOv8 (several passes
+/// become one lookup). A product `x · T(x)` that would end the chain is left to the table
+/// product. `None` when node `i` starts no chain of two or more nodes.
+///
+/// The memory plan gave the extended chain's output a place from its own node on, so it may
+/// share the input's memory (the input dies at the head): the extension is kept only when
+/// the two are disjoint or the same place, size and type (then the lookup runs in place).
+fn load_chain(
+    g: &Graph,
+    exec: &[Exec],
+    place: &[Option<(usize, usize)>],
+    readers: &[usize],
+    outputs: &HashSet<TensorId>,
+    i: usize,
+) -> Result<Option<LoadChain>> {
+    let node = &g.nodes[i];
+    let (x, mut j) = match exec[i] {
+        Exec::TableHead => {
+            let mut j = i;
+            while exec.get(j + 1) == Some(&Exec::TableLink) {
+                j += 1;
+            }
+            let x = node.inputs.first().copied().ok_or_else(|| {
+                crate::error::corrupt(
+                    "program",
+                    format!("table head '{}' without input", node.name),
+                )
+            })?;
+            (x, j)
+        }
+        Exec::Kernel => match chain_input(g, node) {
+            Some(x) if table_index_type(g.tensor(x).dtype) => (x, i),
+            _ => return Ok(None),
+        },
+        Exec::Alias | Exec::TableLink => return Ok(None),
+    };
+    let image_end = j;
+    while let (Some(&s), Some(next)) = (g.nodes[j].outputs.first(), g.nodes.get(j + 1)) {
+        let extends = matches!(
+            exec[j + 1],
+            Exec::Kernel | Exec::TableHead | Exec::TableLink
+        ) && chain_link(g, next, x, s)
+            && readers[s.0] == 1
+            && !outputs.contains(&s);
+        if !extends {
+            break;
+        }
+        j += 1;
+    }
+    // A product `x · T(x)` that ends the chain runs as the table product (fewer tables).
+    if j > image_end && j > i {
+        let s = g.nodes[j - 1].outputs[0];
+        if table_mul(g, exec, readers, outputs, x, s, j).is_some() {
+            j -= 1;
+        }
+    }
+    // The longest extension whose output does not partly overlap the input.
+    let mut inplace = false;
+    while j > image_end {
+        let out = g.nodes[j].outputs[0];
+        match (place[x.0], place[out.0]) {
+            (Some(a), Some(b)) if disjoint(a, b) => break,
+            (Some(a), Some(b)) if a == b && g.tensor(x).dtype == g.tensor(out).dtype => {
+                inplace = true;
+                break;
+            }
+            _ => j -= 1,
+        }
+    }
+    Ok((j > i || exec[i] == Exec::TableHead).then_some(LoadChain {
+        input: x,
+        last: j,
+        inplace,
+    }))
 }
 
 /// A loaded offline image, ready to run (the `calibrator_custom.offline_simulator` interface).
@@ -211,8 +378,10 @@ fn find<'a>(gaps: &[(usize, &'a [u8])], off: usize, len: usize) -> Result<&'a [u
         .ok_or_else(|| ImgError::Usage("a step reads memory it also writes".into()))
 }
 
-/// Runs a chain of table-able kernels on every value of the input type.
-fn build_table(chain: &[NodeKernel], input: DType) -> Result<Table> {
+/// Runs a chain of table-able kernels (nodes `first..=last` of `g`, each reading the previous
+/// one's output, the first reading `x`) on every value of `x`'s type.
+fn build_table(g: &Graph, first: usize, last: usize, x: TensorId) -> Result<Table> {
+    let input = g.tensor(x).dtype;
     let domain: TensorData = match input {
         DType::U8 => (0..=255u8).collect::<Vec<_>>().into(),
         DType::I8 => (-128..=127i8).collect::<Vec<_>>().into(),
@@ -220,30 +389,67 @@ fn build_table(chain: &[NodeKernel], input: DType) -> Result<Table> {
         DType::U16 => (0..=u16::MAX).collect::<Vec<_>>().into(),
         d => return Err(ImgError::Usage(format!("no table over {d}"))),
     };
-    let mut cur = domain;
+    let mut cur = domain.clone();
     let mut scratch = Vec::new();
-    for k in chain {
+    let mut act = x;
+    for node in &g.nodes[first..=last] {
+        let k = NodeKernel::new(g, node)?;
         let shape = [cur.len()];
-        let out_dtype = k
+        let read = if k.reads_first_input_only() {
+            &node.inputs[..1]
+        } else {
+            &node.inputs[..]
+        };
+        let mut views = Vec::with_capacity(read.len());
+        let mut dims = Vec::with_capacity(read.len());
+        for &t in read {
+            let tensor = g.tensor(t);
+            let view = match (&tensor.data, t == act) {
+                (_, true) => ValueView {
+                    shape: &shape,
+                    data: DataRef::from(&cur),
+                },
+                (_, false) if t == x => ValueView {
+                    shape: &shape,
+                    data: DataRef::from(&domain),
+                },
+                (Some(d), false) => ValueView {
+                    shape: &tensor.shape,
+                    data: DataRef::from(d),
+                },
+                (None, false) => {
+                    return Err(ImgError::Usage(format!(
+                        "table operator '{}' reads another activation",
+                        node.name
+                    )))
+                }
+            };
+            dims.push((view.data.dtype(), view.shape));
+            views.push(view);
+        }
+        let (out_dtype, out_shape) = k
             .op()
-            .infer(&[(cur.dtype(), &shape[..])])
+            .infer(&dims)
             .map_err(ImgError::Graph)?
-            .first()
-            .map(|o| o.0)
+            .into_iter()
+            .next()
             .ok_or_else(|| ImgError::Usage("table operator without output".into()))?;
+        if out_shape.iter().product::<usize>() != cur.len() {
+            return Err(ImgError::Usage(format!(
+                "table operator '{}' changes the number of elements",
+                node.name
+            )));
+        }
         let mut out = zeros(out_dtype, cur.len());
         {
             let mut outs = [NodeOutput {
-                shape: &shape,
+                shape: &out_shape,
                 data: data_mut(&mut out)?,
             }];
-            let x = ValueView {
-                shape: &shape,
-                data: DataRef::from(&cur),
-            };
-            k.run(&[x], &mut outs, &mut scratch)?;
+            k.run(&views, &mut outs, &mut scratch)?;
         }
         cur = out;
+        act = node.outputs[0];
     }
     Ok(Table { input, values: cur })
 }
@@ -319,6 +525,36 @@ fn apply_table(t: &Table, x: DataRef<'_>, out: DataMut<'_>) -> Result<()> {
     }
 }
 
+/// `x[i] = table[x[i] − min]` in place (input and output of one type), in parallel chunks.
+fn apply_table_inplace(t: &Table, x: DataMut<'_>) -> Result<()> {
+    fn go<X: Copy + Send + Sync>(
+        x: &mut [X],
+        table: &[X],
+        index: impl Fn(X) -> usize + Sync,
+    ) -> Result<()> {
+        const CHUNK: usize = 1 << 14;
+        x.par_chunks_mut(CHUNK).for_each(|c| {
+            for v in c {
+                *v = table[index(*v)];
+            }
+        });
+        Ok(())
+    }
+    match (t.input, &t.values, x) {
+        (DType::U8, TensorData::U8(tb), DataMut::U8(x)) => go(x, tb, |v: u8| v as usize),
+        (DType::I8, TensorData::I8(tb), DataMut::I8(x)) => {
+            go(x, tb, |v: i8| (v as i32 + 128) as usize)
+        }
+        (DType::I16, TensorData::I16(tb), DataMut::I16(x)) => {
+            go(x, tb, |v: i16| (v as i32 + 32768) as usize)
+        }
+        (DType::U16, TensorData::U16(tb), DataMut::U16(x)) => go(x, tb, |v: u16| v as usize),
+        _ => Err(ImgError::Usage(
+            "in-place table of another input and output type".into(),
+        )),
+    }
+}
+
 impl OfflineModel {
     /// Loads and checks an image file.
     pub fn load(path: impl AsRef<Path>) -> Result<OfflineModel> {
@@ -362,25 +598,61 @@ impl OfflineModel {
             }
         }
         let graph_outputs: HashSet<TensorId> = g.outputs.iter().copied().collect();
+        let exec = &image.program.exec;
+        let place = &image.plan.place;
         let mut i = 0;
         while i < g.nodes.len() {
             let node = &g.nodes[i];
-            match image.program.exec[i] {
+            if let Some(chain) = load_chain(g, exec, place, &readers, &graph_outputs, i)? {
+                let LoadChain {
+                    input: x,
+                    last: j,
+                    inplace,
+                } = chain;
+                let table = build_table(g, i, j, x)?;
+                let s = g.nodes[j].outputs[0];
+                let fused = table_mul(g, exec, &readers, &graph_outputs, x, s, j + 1);
+                if let (Some(attrs), TensorData::I16(v)) = (fused, &table.values) {
+                    let mul = j + 1;
+                    let lut = PackedQLut::from_outputs(v.to_vec())
+                        .map_err(|e| kernel_error(g, mul, e))?;
+                    steps.push(Step::TableMul {
+                        lut: Arc::new(lut),
+                        attrs,
+                        input: x,
+                        mul,
+                        output: g.nodes[mul].outputs[0],
+                    });
+                    steps.extend((i..mul).map(|_| Step::Skip));
+                    i = mul + 1;
+                    continue;
+                }
+                steps.push(Step::Table {
+                    table: Arc::new(table),
+                    input: x,
+                    output: s,
+                    inplace,
+                });
+                steps.extend((i..j).map(|_| Step::Skip));
+                i = j + 1;
+                continue;
+            }
+            match exec[i] {
                 Exec::Kernel => {
-                    let exec = &image.program.exec;
                     let fused = match (&node.op, node.inputs.first(), node.outputs.first()) {
                         (Op::QLut(q), Some(&x), Some(&s)) => {
                             table_mul(g, exec, &readers, &graph_outputs, x, s, i + 1)
-                                .map(|a| (q, a))
+                                .map(|a| (q, a, x))
                         }
                         _ => None,
                     };
-                    if let Some((q, attrs)) = fused {
+                    if let Some((q, attrs, x)) = fused {
                         let mul = i + 1;
                         let lut = PackedQLut::new(q).map_err(|e| kernel_error(g, i, e))?;
                         steps.push(Step::TableMul {
                             lut: Arc::new(lut),
                             attrs,
+                            input: x,
                             mul,
                             output: g.nodes[mul].outputs[0],
                         });
@@ -391,45 +663,11 @@ impl OfflineModel {
                     steps.push(Step::Kernel(NodeKernel::new(g, node)?));
                 }
                 Exec::Alias => steps.push(Step::Alias),
-                Exec::TableLink => {
+                Exec::TableLink | Exec::TableHead => {
                     return Err(crate::error::corrupt(
                         "program",
-                        format!("table link '{}' without a head", node.name),
+                        format!("table node '{}' outside a chain", node.name),
                     ))
-                }
-                Exec::TableHead => {
-                    let mut j = i;
-                    while image.program.exec.get(j + 1) == Some(&Exec::TableLink) {
-                        j += 1;
-                    }
-                    let chain = g.nodes[i..=j]
-                        .iter()
-                        .map(|n| NodeKernel::new(g, n))
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    let table = build_table(&chain, g.tensor(node.inputs[0]).dtype)?;
-                    let (x, s) = (node.inputs[0], g.nodes[j].outputs[0]);
-                    let exec = &image.program.exec;
-                    let fused = table_mul(g, exec, &readers, &graph_outputs, x, s, j + 1);
-                    if let (Some(attrs), TensorData::I16(v)) = (fused, &table.values) {
-                        let mul = j + 1;
-                        let lut = PackedQLut::from_outputs(v.to_vec())
-                            .map_err(|e| kernel_error(g, mul, e))?;
-                        steps.push(Step::TableMul {
-                            lut: Arc::new(lut),
-                            attrs,
-                            mul,
-                            output: g.nodes[mul].outputs[0],
-                        });
-                        steps.extend((i..mul).map(|_| Step::Skip));
-                        i = mul + 1;
-                        continue;
-                    }
-                    steps.push(Step::Table {
-                        table: Arc::new(table),
-                        output: g.nodes[j].outputs[0],
-                    });
-                    steps.extend((i..j).map(|_| Step::Skip));
-                    i = j;
                 }
             }
             i += 1;
@@ -504,6 +742,30 @@ impl OfflineModel {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The nodes that run as one table lookup (a chain of element-wise operators, the table
+    /// product after it included), one list per lookup in program order: the image's table
+    /// chains and those the loader finds (a `QLut` or `QRescale` followed by `QBinary`
+    /// operators with a one-element constant, e.g. a learnable affine block after HardSwish).
+    pub fn table_chains(&self) -> Vec<Vec<&str>> {
+        let g = &self.image.program.graph;
+        let mut chains = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if matches!(s, Step::Table { .. } | Step::TableMul { .. }) {
+                let skipped = self.steps[i + 1..]
+                    .iter()
+                    .take_while(|s| matches!(s, Step::Skip))
+                    .count();
+                chains.push(
+                    g.nodes[i..=i + skipped]
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect(),
+                );
+            }
+        }
+        chains
     }
 
     /// Batch mode of the image.
@@ -757,10 +1019,22 @@ impl OfflineModel {
                             .collect::<Result<Vec<_>>>()?;
                         k.run(&views, &mut outputs, scratch)?;
                     }
-                    Step::Table { table, output } => {
-                        let x = node.inputs[0];
+                    Step::Table {
+                        table,
+                        input: x,
+                        output,
+                        inplace,
+                    } => {
+                        let x = *x;
                         let (xo, xl) = place[x.0].ok_or_else(|| no_place(g, x))?;
                         let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
+                        if *inplace {
+                            let out = arena
+                                .get_mut(oo..oo + ol)
+                                .ok_or_else(|| no_place(g, *output))?;
+                            apply_table_inplace(table, typed_mut(g.tensor(*output).dtype, out)?)?;
+                            continue;
+                        }
                         let (slices, gaps) = split(arena, &[(oo, ol)])?;
                         let xv = typed(g.tensor(x).dtype, find(&gaps, xo, xl)?)?;
                         let Some(out) = slices.into_iter().next() else {
@@ -771,10 +1045,11 @@ impl OfflineModel {
                     Step::TableMul {
                         lut,
                         attrs,
+                        input: x,
                         mul,
                         output,
                     } => {
-                        let x = node.inputs[0];
+                        let x = *x;
                         let (xo, xl) = place[x.0].ok_or_else(|| no_place(g, x))?;
                         let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
                         let (slices, gaps) = split(arena, &[(oo, ol)])?;
