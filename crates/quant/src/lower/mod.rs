@@ -13,7 +13,7 @@ mod params;
 
 pub use params::{
     channel_abs_max, common_shift, int16_headroom, quantize_weights, Affine, ChannelWeights,
-    HEADROOM_MIN_SAMPLES, INT16_HEADROOM,
+    HEADROOM_MIN_SAMPLES, INT16_HEADROOM, MIN_HEADROOM,
 };
 
 use crate::stats::weight_axis;

@@ -17,8 +17,8 @@ pub const I16_MAX: f32 = 32767.0;
 /// their calibrated (or fitted) range: 8 bits cannot spare any.
 pub const INT16_HEADROOM: f32 = 4.0;
 
-/// Fewest calibration samples from which [`int16_headroom`] judges a tensor's spread; below
-/// it every tensor gets [`INT16_HEADROOM`].
+/// Fewest calibration samples from which [`int16_headroom`] judges a tensor's spread; with
+/// fewer, every tensor gets [`INT16_HEADROOM`].
 pub const HEADROOM_MIN_SAMPLES: u64 = 8;
 
 /// The least headroom [`int16_headroom`] gives.
@@ -27,10 +27,12 @@ pub const MIN_HEADROOM: f32 = 2.0;
 /// The headroom of an INT16 activation whose largest magnitude over the calibration set is
 /// `largest` and whose per-sample largest magnitude averages `typical` (`docs/fixed-point.md`
 /// §1): an unseen input may exceed the largest magnitude seen by as much as that one exceeds
-/// the typical one, so the headroom is their ratio, between 1 and [`INT16_HEADROOM`]. A
-/// tensor every input drives alike (a normalised input, a softmax) keeps nearly all 15 bits
-/// for its range; one that a few inputs drive far (a squeeze-excitation gate, a classifier
-/// head) keeps the full headroom.
+/// the typical one, so the headroom is their ratio, between [`MIN_HEADROOM`] and
+/// [`INT16_HEADROOM`]. A tensor every input drives alike keeps 14 of the 15 bits for its
+/// range; one that a few inputs drive far keeps 13. A tensor with one value per channel and
+/// sample (`shape` without batch and channel axes has one element: a fully-connected output,
+/// a squeeze-excitation vector) gets the full headroom: its per-sample maximum is one draw,
+/// not an extreme over a map.
 pub fn int16_headroom(largest: f64, typical: f64, samples: u64, shape: &[usize]) -> f32 {
     let spatial: usize = shape.iter().skip(1).rev().skip(1).product();
     if spatial <= 1
