@@ -8,7 +8,7 @@
 //!   moving average, percentile, MSE and entropy (KL).
 //! * [`json`] reads and writes quantization-parameter files in the seeds'
 //!   `save_quant_param.py` JSON format, with per-entry validation.
-//! * [`bench`] measures calibration speed and peak memory.
+//! * [`bench`](mod@bench) measures calibration speed and peak memory.
 //!
 //! docs/calibration.md describes the methods, their formulas, determinism and memory.
 //!
