@@ -1,4 +1,6 @@
-//! The 16-bit mode's GEMM on AMX-INT8 tiles ([`Scheme::Bytes16`](super::gemm::Scheme)).
+//! The 16-bit mode's GEMM on AMX-INT8 tiles ([`Scheme::Bytes16`](super::gemm::Scheme)), and
+//! the 8-bit mode's ([`Scheme::Tile8`](super::gemm::Scheme), [`block8`]: one `tdpbusd` per
+//! block on the raw UINT8 inputs, as the VNNI Quad scheme).
 //!
 //! AMX multiplies bytes only, so both INT16 operands are split into bytes:
 //! `x = 256·xh + xl` and `w = 256·wh + wl` with `xh, wh = v >> 8 ∈ [−128, 127]` (signed) and
@@ -136,6 +138,134 @@ pub(crate) fn block(
                 s = in(reg) 64usize,
                 options(nostack, readonly)
             );
+        }
+        asm!(
+            "tilestored [{o0} + {s}*1], tmm0",
+            "tilestored [{o1} + {s}*1], tmm1",
+            "tilestored [{o2} + {s}*1], tmm2",
+            "tilestored [{o3} + {s}*1], tmm3",
+            o0 = in(reg) o,
+            o1 = in(reg) o.add(256),
+            o2 = in(reg) o.add(512),
+            o3 = in(reg) o.add(768),
+            s = in(reg) 64usize,
+            options(nostack)
+        );
+    }
+}
+
+/// The 8-bit mode's GEMM on AMX tiles ([`Scheme::Tile8`](super::gemm::Scheme)): the INT32
+/// sums `Σ x·w` of `R` blocks of 16 rows × `P` panels of 16 channels over `nkb` blocks of 64
+/// values of `K`, with one `tdpbusd` (u8 × s8) per pair of tiles.
+///
+/// Tiles: `tmm(2r + p)` accumulates row block `r` × panel `p`, `tmm4`/`tmm5` hold the `A`
+/// bytes of row blocks 0/1, `tmm6`/`tmm7` the weights of panels 0/1. `tdpbusd` adds into
+/// INT32 without saturation (wrapping), exactly as `vpdpbusd`, so the tiles hold `Σ x·w`
+/// modulo 2³² over any `K`, and the Quad correction `− z_in · Σ w` makes it exact (no
+/// chunking needed, unlike [`block`]).
+///
+/// `a` holds the `16·R` rows, consecutive in memory at stride `lda` (asserted), each at least
+/// `nkb · 64` bytes (values of block `kb` at `kb·64`); `b` holds the panels at stride `ldb`, each `nkb` tiles of
+/// `[16][16][4]` bytes. Block `(r, p)` is stored row-major (16 × 16) at `acc[(2r + p)·256..]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn block8<const R: usize, const P: usize>(
+    _tiles: &Tiles,
+    a: &[&[u8]],
+    lda: usize,
+    b: &[i8],
+    ldb: usize,
+    nkb: usize,
+    acc: &mut [i32; 4 * 256],
+) {
+    assert!(
+        (1..=2).contains(&R)
+            && (1..=2).contains(&P)
+            && a.len() == R * 16
+            && a.iter().enumerate().all(|(i, r)| {
+                r.len() >= nkb * KB && r.as_ptr() == a[0].as_ptr().wrapping_add(i * lda)
+            })
+            && ldb >= nkb * TILE
+            && b.len() >= (P - 1) * ldb + nkb * TILE,
+        "int gemm: AMX 8-bit operands"
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("int gemm: AMX on {}", std::env::consts::ARCH);
+    #[cfg(target_arch = "x86_64")]
+    let (pa, pb, o) = (a[0].as_ptr(), b.as_ptr(), acc.as_mut_ptr());
+    // SAFETY: `_tiles` proves this thread loaded the configuration of the module docs (8
+    // tiles of 16 × 64 bytes) and that the CPU has AMX-TILE and AMX-INT8. An `A` load of row
+    // block r < R at block kb < nkb reads, for i < 16, 64 bytes at `pa + (16r + i)·lda +
+    // kb·64`, which is `a[16r + i].as_ptr() + kb·64` (asserted), inside that row because
+    // `kb·64 + 64 ≤ nkb·64 ≤ len` (asserted); a `B`
+    // load of panel p < P reads 1,024 contiguous bytes at `p·ldb + kb·TILE`, inside `b`
+    // (asserted above). The stores write tiles (2r + p) < 4 of 1,024 bytes into `acc`
+    // (4,096 bytes).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for kb in 0..nkb {
+            let (a0, b0) = (pa.add(kb * KB), pb.add(kb * TILE));
+            match (R, P) {
+                (2, 2) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    "tdpbusd tmm2, tmm5, tmm6",
+                    "tdpbusd tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a0.add(16 * lda),
+                    b0 = in(reg) b0,
+                    b1 = in(reg) b0.add(ldb),
+                    sa = in(reg) lda,
+                    sb = in(reg) 64usize,
+                    options(nostack, readonly)
+                ),
+                (2, _) => asm!(
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tdpbusd tmm2, tmm5, tmm6",
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a0.add(16 * lda),
+                    b0 = in(reg) b0,
+                    sa = in(reg) lda,
+                    sb = in(reg) 64usize,
+                    options(nostack, readonly)
+                ),
+                (_, 2) => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    a0 = in(reg) a0,
+                    b0 = in(reg) b0,
+                    b1 = in(reg) b0.add(ldb),
+                    sa = in(reg) lda,
+                    sb = in(reg) 64usize,
+                    options(nostack, readonly)
+                ),
+                _ => asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    a0 = in(reg) a0,
+                    b0 = in(reg) b0,
+                    sa = in(reg) lda,
+                    sb = in(reg) 64usize,
+                    options(nostack, readonly)
+                ),
+            }
         }
         asm!(
             "tilestored [{o0} + {s}*1], tmm0",

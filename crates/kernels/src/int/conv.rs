@@ -13,7 +13,7 @@
 use super::arith::{check_out, check_requants, QInt};
 use super::depthwise::PackedQDepthwise;
 use super::epilogue::{Bias, ChannelRequant};
-use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, Scheme, TileBuf};
+use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, TileBuf};
 use super::isa::Isa;
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
@@ -274,7 +274,7 @@ impl PackedQConv {
                         &requant[o0..o0 + cout_g],
                         layer.out,
                     );
-                    if b.scheme == Scheme::Quad {
+                    if b.scheme.raw_u8() {
                         let corr: Vec<i32> = (0..cout_g)
                             .map(|j| {
                                 let s: i64 =
@@ -344,7 +344,7 @@ impl PackedQConv {
         };
         let scheme = groups[0].b.scheme;
         match (self.mode, X::as_u8(x), X::as_i16(x)) {
-            (Mode::Bits8, Some(x), _) if scheme == Scheme::Quad => {
+            (Mode::Bits8, Some(x), _) if scheme.raw_u8() => {
                 let z = self.zin as u8;
                 ctx().run(x, |v| v, z, Some(x), out);
             }

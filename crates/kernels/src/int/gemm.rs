@@ -28,6 +28,13 @@
 //!   bytes, four tile products per 16 × 16 block, INT32 chunks widened to INT64 (the bound is
 //!   in [`super::amx`]). `A` rows are INT16 as for Split16; each chunk of rows is split into
 //!   byte tiles once and every panel (`NR` = 16, `[K/64][16][16][4]` bytes per half) sweeps it.
+//! * [`Scheme::Tile8`] — 8-bit mode on AMX-INT8 ([`Isa::Amx`]): as Quad (raw UINT8 `A` rows,
+//!   INT32 sums modulo 2³², the same `z_in · Σ w` correction and bound check), one `tdpbusd`
+//!   per 16 × 16 block and 64 values of `K` (see [`amx::block8`]). `B` is the Quad layout
+//!   with `NR` = 16 and `K` padded to 64 (`[K/64][16][16][4]` per panel, one tile per block);
+//!   each chunk of rows is copied once into 64-byte-aligned rows that the panels sweep, two
+//!   row blocks × two panels per tile pass. Fewer than [`TILE8_MIN_ROWS`] rows run the
+//!   VNNI Quad kernel on the same packed panels.
 //!
 //! Each scheme has a portable kernel (the reference) and x86-64 kernels: AVX2 (`NR` = 8 or 16,
 //! `MR` = 6), AVX-512BW and AVX-512 VNNI (`NR` = 16 or 32, `MR` = 12). Partial tiles repeat the
@@ -54,6 +61,8 @@ pub(crate) enum Scheme {
     Split16,
     /// 16-bit mode on AMX tiles, both operands split into bytes, INT64 results; `A` is INT16.
     Bytes16,
+    /// 8-bit mode on AMX tiles (`tdpbusd`), as Quad otherwise; `A` is raw UINT8.
+    Tile8,
 }
 
 /// Precision mode of a quantized layer (`docs/fixed-point.md` §3).
@@ -70,7 +79,8 @@ impl Scheme {
         match (mode, isa) {
             (Mode::Bits16, Isa::Amx) => Scheme::Bytes16,
             (Mode::Bits16, _) => Scheme::Split16,
-            (Mode::Bits8, Isa::Avx512Vnni | Isa::Amx) => Scheme::Quad,
+            (Mode::Bits8, Isa::Amx) => Scheme::Tile8,
+            (Mode::Bits8, Isa::Avx512Vnni) => Scheme::Quad,
             (Mode::Bits8, _) => Scheme::Pair8,
         }
     }
@@ -79,10 +89,20 @@ impl Scheme {
     pub(crate) fn k_align(self) -> usize {
         match self {
             Scheme::Quad => 4,
+            Scheme::Tile8 => KB,
             Scheme::Pair8 | Scheme::Split16 | Scheme::Bytes16 => 2,
         }
     }
+
+    /// True when `A` rows are raw UINT8 and the INT32 sums need the `z_in · Σ w` correction.
+    pub(crate) fn raw_u8(self) -> bool {
+        matches!(self, Scheme::Quad | Scheme::Tile8)
+    }
 }
+
+/// Below this many rows, [`Scheme::Tile8`] runs the VNNI Quad kernel (a tile pass costs the
+/// same for 1 row as for 16).
+pub(crate) const TILE8_MIN_ROWS: usize = 16;
 
 /// Checks the INT32 accumulator bound of 8-bit mode for output channel weights `w` (one
 /// receptive field): `Σ |w| · max(z_in, 255 − z_in) ≤ 2³¹ − 1`. It holds for every receptive
@@ -123,7 +143,7 @@ pub(crate) struct PackedB {
     pub nr: usize,
     /// Tile height.
     pub mr: usize,
-    /// Quad panels `[panel][K/4][NR][4]`.
+    /// Quad panels `[panel][K/4][NR][4]`; Tile8 panels `[panel][K/64][16][16][4]`.
     b8: Vec<i8>,
     /// Pair8 panels, or the low halves of Split16, `[panel][K/2][NR][2]`.
     lo: Vec<i16>,
@@ -165,7 +185,7 @@ impl PackedB {
                 mr
             }
             (Scheme::Split16, Isa::Avx512Bw | Isa::Avx512Vnni) if nr == 2 * lanes => 6,
-            (Scheme::Bytes16, _) => {
+            (Scheme::Bytes16 | Scheme::Tile8, _) => {
                 nr = 16;
                 16
             }
@@ -195,6 +215,17 @@ impl PackedB {
                     let dst = &mut p.b8[pn * kpad * nr..];
                     for kk in 0..k {
                         dst[((kk / 4) * nr + jj) * 4 + kk % 4] = w(j, kk) as i8;
+                    }
+                }
+            }
+            Scheme::Tile8 => {
+                let nkb = kpad.div_ceil(KB);
+                p.b8 = vec![0; panels * nkb * TILE];
+                for j in 0..n {
+                    let (pn, jj) = (j / 16, j % 16);
+                    for kk in 0..k {
+                        let at = pn * nkb * TILE + (kk / 4) * 64 + jj * 4 + kk % 4;
+                        p.b8[at] = w(j, kk) as i8;
                     }
                 }
             }
@@ -246,7 +277,12 @@ impl PackedB {
         &v[p * len..(p + 1) * len]
     }
 
-    /// Blocks of [`KB`] values of `K` (Bytes16).
+    /// The weights of Tile8 panels `p..` (`ldb` = `kblocks() · TILE` bytes per panel).
+    fn panels_tile8(&self, p: usize) -> &[i8] {
+        &self.b8[p * self.kblocks() * TILE..]
+    }
+
+    /// Blocks of [`KB`] values of `K` (Bytes16, Tile8).
     fn kblocks(&self) -> usize {
         self.kpad.div_ceil(KB)
     }
@@ -292,6 +328,9 @@ pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
 
     /// The rows as INT16 rows, if they are.
     fn as_i16<'a>(rows: &'a [&'a [Self]]) -> Option<&'a [&'a [i16]]>;
+
+    /// The rows as UINT8 rows, if they are.
+    fn as_u8<'a>(rows: &'a [&'a [Self]]) -> Option<&'a [&'a [u8]]>;
 }
 
 fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
@@ -306,10 +345,30 @@ fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
 impl AElem for u8 {
     fn tile(b: &PackedB, p: usize, rows: &[&[u8]], buf: &mut TileBuf) {
         check_tile(b, rows);
+        if b.scheme == Scheme::Tile8 && b.kpad == 0 {
+            buf.t32[..256].fill(0);
+            return;
+        }
+        if b.scheme == Scheme::Tile8 {
+            copy_rows_u8(rows, b.kpad, &mut buf.abytes);
+            let a: Vec<&[u8]> = buf.abytes.chunks_exact(b.kpad.max(1)).take(16).collect();
+            let tiles = amx::Tiles::load();
+            amx::block8::<1, 1>(
+                &tiles,
+                &a,
+                b.kpad,
+                b.panels_tile8(p),
+                b.kblocks() * TILE,
+                b.kblocks(),
+                &mut buf.acc4,
+            );
+            buf.t32[..256].copy_from_slice(&buf.acc4[..256]);
+            return;
+        }
         assert_eq!(
             b.scheme,
             Scheme::Quad,
-            "int gemm: u8 rows need the Quad scheme"
+            "int gemm: u8 rows need the Quad or Tile8 scheme"
         );
         let len = b.kpad * b.nr;
         let w = &b.b8[p * len..(p + 1) * len];
@@ -342,6 +401,10 @@ impl AElem for u8 {
 
     fn as_i16<'a>(_: &'a [&'a [u8]]) -> Option<&'a [&'a [i16]]> {
         None
+    }
+
+    fn as_u8<'a>(rows: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
+        Some(rows)
     }
 }
 
@@ -399,12 +462,18 @@ impl AElem for i16 {
                 let tiles = amx::Tiles::load();
                 bytes_block(b, p, &tiles, 0, buf);
             }
-            Scheme::Quad => unreachable!("int gemm: i16 rows with the Quad scheme"),
+            Scheme::Quad | Scheme::Tile8 => {
+                unreachable!("int gemm: i16 rows with a UINT8 scheme")
+            }
         }
     }
 
     fn as_i16<'a>(rows: &'a [&'a [i16]]) -> Option<&'a [&'a [i16]]> {
         Some(rows)
+    }
+
+    fn as_u8<'a>(_: &'a [&'a [i16]]) -> Option<&'a [&'a [u8]]> {
+        None
     }
 }
 
@@ -533,6 +602,114 @@ fn gemm_rows_bytes<O: QInt>(
     }
 }
 
+/// Copies the rows (each at least `kpad` long) into `dst` at a stride of `kpad` bytes, which
+/// holds whole blocks of 16 rows; rows past the last keep whatever `dst` held (initialized
+/// bytes whose results are dropped).
+fn copy_rows_u8(rows: &[&[u8]], kpad: usize, dst: &mut Vec<u8>) {
+    let len = rows.len().div_ceil(16) * 16 * kpad;
+    if dst.len() < len {
+        dst.resize(len, 0);
+    }
+    if kpad > 0 {
+        for (d, r) in dst.chunks_exact_mut(kpad).zip(rows) {
+            d.copy_from_slice(&r[..kpad]);
+        }
+    }
+}
+
+/// [`gemm_rows`] for [`Scheme::Tile8`]: copies the rows once, then sweeps them with pairs of
+/// panels, two blocks of 16 rows at a time; fewer than [`TILE8_MIN_ROWS`] rows run the VNNI
+/// Quad kernel instead.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows_tile8<O: QInt>(
+    b: &PackedB,
+    rq: &ChannelRequant,
+    rows: &[&[u8]],
+    out: &mut [O],
+    ldc: usize,
+    col0: usize,
+    buf: &mut TileBuf,
+) {
+    let m = rows.len();
+    let nkb = b.kblocks();
+    let ldb = nkb * TILE;
+    #[cfg(target_arch = "x86_64")]
+    if m < TILE8_MIN_ROWS || nkb == 0 {
+        let mut a = [std::ptr::null::<u8>(); MR_MAX];
+        for p in 0..b.panels() {
+            let c0 = p * 16;
+            let cols = 16.min(b.n - c0);
+            let w = &b.panels_tile8(p)[..ldb];
+            for r in (0..m).step_by(12) {
+                for (i, d) in a[..12].iter_mut().enumerate() {
+                    *d = rows[(r + i).min(m - 1)].as_ptr();
+                }
+                // SAFETY: Tile8 packing happens only when `isa` (clamped at packing) is Amx,
+                // which includes avx512f/bw/vnni; `gemm_rows` checked every row holds at
+                // least kpad = 4·steps bytes; the panel `w` holds nkb·1,024 ≥ steps·64 bytes
+                // in the Quad layout with NR = 16; `t32` holds MR_MAX·NR_MAX ≥ 12·16 values.
+                unsafe {
+                    x86::quad_vnni::<12, 1>(&a, w.as_ptr(), b.kpad / 4, buf.t32.as_mut_ptr())
+                };
+                for i in 0..12.min(m - r) {
+                    let dst = &mut out[(r + i) * ldc + col0 + c0..][..cols];
+                    rq.row_i32(b.isa, c0, &buf.t32[i * 16..i * 16 + cols], dst);
+                }
+            }
+        }
+        return;
+    }
+    // Rows already consecutive at stride kpad (im2col scratch, or a pointwise input with
+    // cin = kpad) are loaded in place, but for a last partial block of 16; others are copied.
+    let lda = b.kpad;
+    let base = rows[0].as_ptr();
+    let in_place = rows
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.as_ptr() == base.wrapping_add(i * lda));
+    let full = if in_place { m / 16 * 16 } else { 0 };
+    copy_rows_u8(&rows[full..], lda, &mut buf.abytes);
+    let mut a: Vec<&[u8]> = rows[..full].to_vec();
+    a.extend(
+        buf.abytes
+            .chunks_exact(lda.max(1))
+            .take((m - full).div_ceil(16) * 16),
+    );
+    let tiles = amx::Tiles::load();
+    let rblocks = m.div_ceil(16);
+    let mut p = 0;
+    while p < b.panels() {
+        let np = 2.min(b.panels() - p);
+        let w = b.panels_tile8(p);
+        let mut rb = 0;
+        while rb < rblocks {
+            // Two blocks only from the same source (in place, or the copy).
+            let both = rb + 2 <= full / 16 || (rb * 16 >= full && rb + 2 <= rblocks);
+            let nr = if both { 2 } else { 1 };
+            let a = &a[rb * 16..(rb + nr) * 16];
+            match (nr, np) {
+                (2, 2) => amx::block8::<2, 2>(&tiles, a, lda, w, ldb, nkb, &mut buf.acc4),
+                (2, _) => amx::block8::<2, 1>(&tiles, a, lda, w, ldb, nkb, &mut buf.acc4),
+                (_, 2) => amx::block8::<1, 2>(&tiles, a, lda, w, ldb, nkb, &mut buf.acc4),
+                _ => amx::block8::<1, 1>(&tiles, a, lda, w, ldb, nkb, &mut buf.acc4),
+            }
+            for r in 0..nr {
+                for q in 0..np {
+                    let c0 = (p + q) * 16;
+                    let cols = 16.min(b.n - c0);
+                    let acc = &buf.acc4[(2 * r + q) * 256..];
+                    for i in 0..16.min(m - (rb + r) * 16) {
+                        let dst = &mut out[((rb + r) * 16 + i) * ldc + col0 + c0..][..cols];
+                        rq.row_i32(b.isa, c0, &acc[i * 16..i * 16 + cols], dst);
+                    }
+                }
+            }
+            rb += nr;
+        }
+        p += np;
+    }
+}
+
 /// Pair kernel over `A` columns `k0..k1` (even) into `out` (`mr × nr` INT32).
 fn pair_tile(b: &PackedB, rows: &[&[i16]], k0: usize, k1: usize, w: &[i16], out: &mut [i32]) {
     let steps = (k1 - k0) / 2;
@@ -623,6 +800,17 @@ pub(crate) fn gemm_rows<T: AElem, O: QInt>(
             unreachable!("int gemm: Bytes16 with UINT8 rows")
         };
         return gemm_rows_bytes(b, rq, rows, out, ldc, col0, buf);
+    }
+    if b.scheme == Scheme::Tile8 {
+        // Tile8 is 8-bit mode with raw UINT8 rows (the layers map their input so).
+        let Some(rows) = T::as_u8(rows) else {
+            unreachable!("int gemm: Tile8 with INT16 rows")
+        };
+        assert!(
+            rows.iter().all(|r| r.len() >= b.kpad),
+            "int gemm: short row"
+        );
+        return gemm_rows_tile8(b, rq, rows, out, ldc, col0, buf);
     }
     let (mr, nr) = (b.mr, b.nr);
     let mut block: [&[T]; MR_MAX] = [rows[0]; MR_MAX];
@@ -949,7 +1137,7 @@ mod tests {
                     let mut buf = TileBuf::new();
                     for p in 0..b.panels() {
                         let got: Vec<i64> = match b.scheme {
-                            Scheme::Quad => {
+                            Scheme::Quad | Scheme::Tile8 => {
                                 let rows: Vec<Vec<u8>> = a
                                     .iter()
                                     .map(|r| {
@@ -1120,6 +1308,100 @@ mod tests {
                     for isa in Isa::supported() {
                         assert_eq!(run(isa), want, "{isa} m{m} k{k} n{n}");
                     }
+                }
+            }
+        }
+    }
+
+    /// 8-bit `gemm_rows` on every level equals the portable level (Pair8 on `x − z_in`) on
+    /// edge sizes, extreme weights and zero points: 1..33 rows (VNNI fallback and AMX row
+    /// blocks), `K` around the 64-value AMX blocks, partial panels and pairs of panels,
+    /// output columns at an offset.
+    #[test]
+    fn gemm_rows_8bit_levels_agree_on_edge_sizes() {
+        use crate::int::epilogue::Bias;
+        use ipukit_ir::ops::fixed::OutRange;
+        let mut rng = Rng::new(9);
+        for &m in &[1usize, 5, 12, 15, 16, 17, 31, 32, 33] {
+            for &k in &[1usize, 4, 63, 64, 65, 127, 129, 200] {
+                for &n in &[1usize, 7, 16, 17, 33, 48] {
+                    let z = [0, 255, rng.range(0, 255)][rng.below(3)];
+                    let w: Vec<i32> = (0..n * k).map(|_| rng.extreme(-128, 127)).collect();
+                    let x: Vec<Vec<u8>> = (0..m)
+                        .map(|_| (0..k).map(|_| rng.extreme(0, 255) as u8).collect())
+                        .collect();
+                    let rq: Vec<_> = (0..n).map(|_| rng.requant(22)).collect();
+                    let bias: Vec<i32> = (0..n).map(|_| rng.range(-1 << 20, 1 << 20)).collect();
+                    let out = OutRange::full(ipukit_ir::DType::I16, 0);
+                    let run = |isa: Isa| {
+                        let b = PackedB::pack(isa, Mode::Bits8, n, k, |j, kk| w[j * k + kk]);
+                        let mut crq = ChannelRequant::new(n, Bias::I32(&bias), &rq, out);
+                        let mut o = vec![0i16; m * (n + 5)];
+                        if b.scheme.raw_u8() {
+                            let corr: Vec<i32> = (0..n)
+                                .map(|j| (0..k).map(|kk| w[j * k + kk]).sum::<i32>() * z)
+                                .collect();
+                            crq.set_corr(&corr);
+                            // Separate rows (copied) and rows of one buffer (Tile8 loads
+                            // them in place).
+                            let rows: Vec<Vec<u8>> = x
+                                .iter()
+                                .map(|r| {
+                                    let mut v = r.clone();
+                                    v.resize(b.kpad, z as u8);
+                                    v
+                                })
+                                .collect();
+                            let refs: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+                            gemm_rows(&b, &crq, &refs, &mut o, n + 5, 3, &mut TileBuf::new());
+                            let flat = rows.concat();
+                            let refs: Vec<&[u8]> = flat.chunks_exact(b.kpad).collect();
+                            let mut o2 = vec![0i16; m * (n + 5)];
+                            gemm_rows(&b, &crq, &refs, &mut o2, n + 5, 3, &mut TileBuf::new());
+                            assert_eq!(o2, o, "{isa} in place m{m} k{k} n{n} z{z}");
+                        } else {
+                            let rows: Vec<Vec<i16>> = x
+                                .iter()
+                                .map(|r| {
+                                    let mut v: Vec<i16> =
+                                        r.iter().map(|&v| v as i16 - z as i16).collect();
+                                    v.resize(b.kpad, 0);
+                                    v
+                                })
+                                .collect();
+                            let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
+                            gemm_rows(&b, &crq, &refs, &mut o, n + 5, 3, &mut TileBuf::new());
+                        }
+                        o
+                    };
+                    let want = run(Isa::Scalar);
+                    for isa in Isa::supported() {
+                        assert_eq!(run(isa), want, "{isa} m{m} k{k} n{n} z{z}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 8-bit tiles wrap like `vpdpbusd`: with every input 255 and every weight 127 over
+    /// 70,000 values of `K`, `Σ x·w` exceeds 2³¹ and the tile holds it modulo 2³² (which the
+    /// `z_in · Σ w` correction, also modulo 2³², turns into the exact in-range result).
+    #[test]
+    fn tiles_8bit_wrap_modulo_2_32() {
+        let k = 70_000;
+        for isa in Isa::supported() {
+            let b = PackedB::pack(isa, Mode::Bits8, 3, k, |_, _| 127);
+            if !b.scheme.raw_u8() {
+                continue;
+            }
+            let row = vec![255u8; b.kpad];
+            let rows: Vec<&[u8]> = vec![&row; b.mr];
+            let mut buf = TileBuf::new();
+            u8::tile(&b, 0, &rows, &mut buf);
+            let want = (k as i64 * 255 * 127) as i32;
+            for i in 0..b.mr {
+                for j in 0..3 {
+                    assert_eq!(buf.t32[i * b.nr + j], want, "{isa}");
                 }
             }
         }

@@ -29,7 +29,9 @@ pub enum Isa {
     Avx512Vnni,
     /// AMX-INT8 tiles (with AVX-512 VNNI, and the Linux permission to use tile data): the
     /// 16-bit mode's GEMM splits both INT16 operands into bytes and sums the four byte
-    /// products with `tdpb{ss,su,us,uu}d`. 8-bit mode runs as on [`Isa::Avx512Vnni`].
+    /// products with `tdpb{ss,su,us,uu}d`; the 8-bit mode's GEMM runs `tdpbusd` on the raw
+    /// UINT8 inputs (VNNI below 16 rows); the other 8-bit kernels run as on
+    /// [`Isa::Avx512Vnni`].
     Amx,
 }
 
