@@ -113,13 +113,7 @@ pub(crate) fn block(
     // kb < nkb (asserted); the stores write 4 tiles of 1,024 bytes into `acc` (4,096 bytes).
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        zero_accumulators();
         for kb in 0..nkb {
             let off = kb * TILE;
             asm!(
@@ -139,18 +133,7 @@ pub(crate) fn block(
                 options(nostack, readonly)
             );
         }
-        asm!(
-            "tilestored [{o0} + {s}*1], tmm0",
-            "tilestored [{o1} + {s}*1], tmm1",
-            "tilestored [{o2} + {s}*1], tmm2",
-            "tilestored [{o3} + {s}*1], tmm3",
-            o0 = in(reg) o,
-            o1 = in(reg) o.add(256),
-            o2 = in(reg) o.add(512),
-            o3 = in(reg) o.add(768),
-            s = in(reg) 64usize,
-            options(nostack)
-        );
+        store_accumulators(o);
     }
 }
 
@@ -202,13 +185,7 @@ pub(crate) fn block8<const R: usize, const P: usize>(
     // (4,096 bytes).
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
+        zero_accumulators();
         for kb in 0..nkb {
             let (a0, b0) = (pa.add(kb * KB), pb.add(kb * TILE));
             match (R, P) {
@@ -267,6 +244,41 @@ pub(crate) fn block8<const R: usize, const P: usize>(
                 ),
             }
         }
+        store_accumulators(o);
+    }
+}
+
+/// Zeroes the accumulator tiles `tmm0`–`tmm3`.
+///
+/// # Safety
+/// The calling thread holds a [`Tiles`] guard (the tile configuration is loaded and the CPU
+/// has AMX-TILE).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn zero_accumulators() {
+    // SAFETY: the caller holds the tile configuration; `tilezero` touches no memory.
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
+}
+
+/// Stores the accumulator tiles `tmm0`–`tmm3` (16 rows of 64 bytes each) row-major at
+/// `o[t·256..]` for tile `t`.
+///
+/// # Safety
+/// As [`zero_accumulators`], and `o` is valid for writes of 4 × 256 `i32`s.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store_accumulators(o: *mut i32) {
+    // SAFETY: the caller holds the tile configuration and `o` is valid for 1,024 `i32`s;
+    // each store writes 16 rows of 64 bytes at stride 64 into its quarter of them.
+    unsafe {
         asm!(
             "tilestored [{o0} + {s}*1], tmm0",
             "tilestored [{o1} + {s}*1], tmm1",
