@@ -5,9 +5,9 @@ use crate::error::{ImgError, Result};
 use crate::format::{self, BatchMode, Image};
 use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
-use ipukit_ir::ops::fixed::{QBinary, QBinaryKind};
+use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
 use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
-use ipukit_kernels::int::PackedQLut;
+use ipukit_kernels::int::{PackedQLut, Tail};
 use ipukit_runtime::{
     DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
 };
@@ -54,6 +54,26 @@ enum Step {
         /// The `Mul` node (for error messages) and its output.
         mul: usize,
         output: TensorId,
+    },
+    /// A `QConv2d` and the element-wise nodes after it (`ipukit_runtime::conv_tail`), run on
+    /// each chunk of the convolution's output while in cache; the nodes' own outputs but
+    /// the last are never written.
+    ConvTail {
+        kernel: NodeKernel,
+        tail: Arc<Tail>,
+        input: TensorId,
+        output: TensorId,
+        /// The memory plan (made for the unfused nodes) lets the output overlap the input:
+        /// the result goes through a staging buffer.
+        staged: bool,
+    },
+    /// `InputNormalize` and the `QRescale` that alone reads it, as one table per channel.
+    InputRescale {
+        kernel: NodeKernel,
+        rescale: QRescale,
+        input: TensorId,
+        output: TensorId,
+        staged: bool,
     },
     Skip,
 }
@@ -159,6 +179,96 @@ fn table_mul(
         && !outputs.contains(&s)
         && [x, s, z].into_iter().all(i16_like))
     .then(|| a.clone())
+}
+
+/// True when the arena ranges of `a` and `b` are disjoint (a fused step reads one while it
+/// writes the other).
+fn places_disjoint(place: &[Option<(usize, usize)>], a: TensorId, b: TensorId) -> bool {
+    match (
+        place.get(a.0).copied().flatten(),
+        place.get(b.0).copied().flatten(),
+    ) {
+        (Some(pa), Some(pb)) => disjoint(pa, pb),
+        _ => false,
+    }
+}
+
+/// The nodes `first..=last` may run fused: each is a kernel or a whole table chain (no chain
+/// continues past `last`).
+fn fusable_run(exec: &[Exec], first: usize, last: usize) -> bool {
+    exec[first..=last]
+        .iter()
+        .all(|e| matches!(e, Exec::Kernel | Exec::TableHead | Exec::TableLink))
+        && exec[first] != Exec::TableLink
+        && exec.get(last + 1) != Some(&Exec::TableLink)
+}
+
+/// A layer fused with what follows it, found at load (the runtime's fusions, so that the
+/// image runs at least as fast as fixed.sim): a `QConv2d` with its element-wise tail, or
+/// `InputNormalize` with the `QRescale` after it. Returns the step and its last node; `None`
+/// when node `i` starts no such group.
+fn fused_layer(
+    g: &Graph,
+    exec: &[Exec],
+    place: &[Option<(usize, usize)>],
+    readers: &[usize],
+    graph_outputs: &HashSet<TensorId>,
+    i: usize,
+) -> Result<Option<(Step, usize)>> {
+    let node = &g.nodes[i];
+    if exec[i] != Exec::Kernel || node.inputs.is_empty() || node.outputs.len() != 1 {
+        return Ok(None);
+    }
+    let x = node.inputs[0];
+    match &node.op {
+        Op::QConv2d(_) => {
+            let Some(t) = ipukit_runtime::conv_tail(g, i, graph_outputs, &|_| None) else {
+                return Ok(None);
+            };
+            let last = t.last_node();
+            let output = g.nodes[last].outputs[0];
+            if !fusable_run(exec, i + 1, last) {
+                return Ok(None);
+            }
+            // Ahead-of-time work the image may do: a trailing chain becomes one table.
+            let tail = match t.tail.tabulate_suffix() {
+                Ok(Some(tail)) => Arc::new(tail),
+                Ok(None) => t.tail,
+                Err(e) => return Err(kernel_error(g, last, e)),
+            };
+            let step = Step::ConvTail {
+                kernel: NodeKernel::new(g, node)?,
+                tail,
+                input: x,
+                output,
+                staged: !places_disjoint(place, x, output),
+            };
+            Ok(Some((step, last)))
+        }
+        Op::InputNormalize(_) => {
+            let y = node.outputs[0];
+            let Some(next) = g.nodes.get(i + 1) else {
+                return Ok(None);
+            };
+            let Op::QRescale(r) = &next.op else {
+                return Ok(None);
+            };
+            let output = next.outputs[0];
+            let alone = next.inputs == [y] && readers[y.0] == 1 && !graph_outputs.contains(&y);
+            if !alone || !fusable_run(exec, i + 1, i + 1) {
+                return Ok(None);
+            }
+            let step = Step::InputRescale {
+                kernel: NodeKernel::new(g, node)?,
+                rescale: r.clone(),
+                input: x,
+                output,
+                staged: !places_disjoint(place, x, output),
+            };
+            Ok(Some((step, i + 1)))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A table chain found at load time.
@@ -272,6 +382,8 @@ pub struct OfflineModel {
     threads: usize,
     arena: Vec<u64>,
     scratch: Vec<f32>,
+    /// Output of fused steps whose output place overlaps their input's.
+    staging: Vec<u64>,
     inputs: Vec<Option<(usize, TensorData)>>,
     outputs: Option<Vec<Value>>,
 }
@@ -603,6 +715,12 @@ impl OfflineModel {
         let mut i = 0;
         while i < g.nodes.len() {
             let node = &g.nodes[i];
+            if let Some((step, last)) = fused_layer(g, exec, place, &readers, &graph_outputs, i)? {
+                steps.push(step);
+                steps.extend((i..last).map(|_| Step::Skip));
+                i = last + 1;
+                continue;
+            }
             if let Some(chain) = load_chain(g, exec, place, &readers, &graph_outputs, i)? {
                 let LoadChain {
                     input: x,
@@ -695,6 +813,7 @@ impl OfflineModel {
             threads,
             arena: vec![0u64; words],
             scratch: Vec::new(),
+            staging: Vec::new(),
             inputs: vec![None; n_in],
             outputs: None,
         })
@@ -720,6 +839,7 @@ impl OfflineModel {
             threads,
             arena: vec![0u64; self.arena.len()],
             scratch: Vec::new(),
+            staging: Vec::new(),
             inputs: vec![None; self.inputs.len()],
             outputs: None,
         })
@@ -766,6 +886,25 @@ impl OfflineModel {
             }
         }
         chains
+    }
+
+    /// The layers that run fused with the nodes after them (a convolution with its
+    /// element-wise tail, `InputNormalize` with its rescale): the names of each group's first
+    /// and last node, in program order. The fusion happens at load; the image stores every
+    /// node.
+    pub fn fused_layers(&self) -> Vec<(&str, &str)> {
+        let g = &self.image.program.graph;
+        let mut groups = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if matches!(s, Step::ConvTail { .. } | Step::InputRescale { .. }) {
+                let skipped = self.steps[i + 1..]
+                    .iter()
+                    .take_while(|s| matches!(s, Step::Skip))
+                    .count();
+                groups.push((g.nodes[i].name.as_str(), g.nodes[i + skipped].name.as_str()));
+            }
+        }
+        groups
     }
 
     /// Batch mode of the image.
@@ -950,6 +1089,7 @@ impl OfflineModel {
             pool,
             arena,
             scratch,
+            staging,
             inputs,
             ..
         } = self;
@@ -1042,6 +1182,30 @@ impl OfflineModel {
                         };
                         apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
                     }
+                    Step::ConvTail {
+                        kernel,
+                        tail,
+                        input,
+                        output,
+                        staged,
+                    } => {
+                        let io = (*input, *output);
+                        run_fused(g, place, arena, staging, io, *staged, |x, o| {
+                            kernel.run_tail(tail, x, o)
+                        })?;
+                    }
+                    Step::InputRescale {
+                        kernel,
+                        rescale,
+                        input,
+                        output,
+                        staged,
+                    } => {
+                        let io = (*input, *output);
+                        run_fused(g, place, arena, staging, io, *staged, |x, o| {
+                            kernel.run_then_rescale(rescale, x, o)
+                        })?;
+                    }
                     Step::TableMul {
                         lut,
                         attrs,
@@ -1112,6 +1276,49 @@ impl OfflineModel {
             .map(|i| self.output(i))
             .collect()
     }
+}
+
+/// Runs a fused step from its input's place into its output's place, through `staging`
+/// when the two overlap.
+fn run_fused(
+    g: &Graph,
+    place: &[Option<(usize, usize)>],
+    arena: &mut [u8],
+    staging: &mut Vec<u64>,
+    (input, output): (TensorId, TensorId),
+    staged: bool,
+    run: impl FnOnce(ValueView<'_>, DataMut<'_>) -> std::result::Result<(), RuntimeError>,
+) -> Result<()> {
+    let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, input))?;
+    let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, output))?;
+    let (xt, ot) = (g.tensor(input), g.tensor(output));
+    if staged {
+        if staging.len() * 8 < ol {
+            staging.resize(ol.div_ceil(8), 0);
+        }
+        let out: &mut [u8] = &mut bytemuck::cast_slice_mut(staging.as_mut_slice())[..ol];
+        let x = arena.get(xo..xo + xl).ok_or_else(|| no_place(g, input))?;
+        let xv = ValueView {
+            shape: &xt.shape,
+            data: typed(xt.dtype, x)?,
+        };
+        run(xv, typed_mut(ot.dtype, out)?)?;
+        arena
+            .get_mut(oo..oo + ol)
+            .ok_or_else(|| no_place(g, output))?
+            .copy_from_slice(&bytemuck::cast_slice(staging.as_slice())[..ol]);
+        return Ok(());
+    }
+    let (slices, gaps) = split(arena, &[(oo, ol)])?;
+    let xv = ValueView {
+        shape: &xt.shape,
+        data: typed(xt.dtype, find(&gaps, xo, xl)?)?,
+    };
+    let Some(out) = slices.into_iter().next() else {
+        return Err(no_place(g, output));
+    };
+    run(xv, typed_mut(ot.dtype, out)?)?;
+    Ok(())
 }
 
 fn kernel_error(g: &Graph, node: usize, source: ipukit_kernels::KernelError) -> ImgError {

@@ -13,11 +13,12 @@
 
 use crate::buffer::DataMut;
 use crate::value::{DataRef, ValueView};
+use ipukit_ir::ops::fixed::{InputNormalize, QRescale};
 use ipukit_ir::ops::{Reduce, ReduceOp, Resize, ResizeMode};
 use ipukit_ir::{DType, Op, TensorData};
 use ipukit_kernels::int::{
     self, LayerInput, PackedQConv, PackedQDepthwise, PackedQFullyConnected, PackedQLut,
-    PackedQTransposeConv, QInt, QWeights,
+    PackedQTransposeConv, QInt, QWeights, Tail,
 };
 use ipukit_kernels::{KernelError, Result};
 use std::sync::Arc;
@@ -411,5 +412,41 @@ fn resize_nearest(op: &Op, r: &Resize, x: ValueView<'_>, out: &mut DataMut<'_>) 
             op,
             format!("input is {} but the output is {}", x.dtype(), o.dtype()),
         )),
+    }
+}
+
+/// A packed `QConv2d` followed by its element-wise `tail`, for every input and output type
+/// the two take.
+pub(crate) fn run_conv_tail(
+    op: &Op,
+    conv: &PackedQConv,
+    tail: &Tail,
+    x: ValueView<'_>,
+    out: DataMut<'_>,
+) -> Result<()> {
+    match (x.data, out) {
+        (DataRef::U8(xs), DataMut::U8(o)) => conv.run_tail(xs, x.shape, tail, o),
+        (DataRef::U8(xs), DataMut::I16(o)) => conv.run_tail(xs, x.shape, tail, o),
+        (DataRef::I16(xs), DataMut::U8(o)) => conv.run_tail(xs, x.shape, tail, o),
+        (DataRef::I16(xs), DataMut::I16(o)) => conv.run_tail(xs, x.shape, tail, o),
+        (d, _) => Err(unsupported(op, d.dtype())),
+    }
+}
+
+/// `InputNormalize` then `QRescale` as one table per channel.
+pub(crate) fn run_input_rescale(
+    op: &Op,
+    norm: &InputNormalize,
+    rescale: &QRescale,
+    x: ValueView<'_>,
+    out: DataMut<'_>,
+) -> Result<()> {
+    let DataRef::U8(xs) = x.data else {
+        return Err(unsupported(op, x.dtype()));
+    };
+    match out {
+        DataMut::U8(o) => int::input_normalize_rescaled(norm, rescale, xs, x.shape, o),
+        DataMut::I16(o) => int::input_normalize_rescaled(norm, rescale, xs, x.shape, o),
+        d => Err(unsupported(op, d.dtype())),
     }
 }

@@ -11,7 +11,9 @@
 //! Fixed-point models (`docs/fixed-point.md`) run on the integer kernels: the weights of
 //! quantized layers and the tables of `QLut` are packed once at creation for the CPU's best
 //! instruction set, picked at run time; results are the same integers for any number of
-//! threads. Their inputs take the model's integer types (UINT8 images in front of
+//! threads. A quantized convolution runs the element-wise nodes that only read its output
+//! (a change to UINT8, PReLU, SiLU) on each chunk of its output while in cache
+//! ([`conv_tail`]); [`Session::fused_nodes`] lists the groups. Their inputs take the model's integer types (UINT8 images in front of
 //! `InputNormalize`, INT16 raw data), and [`TensorInfo`] / [`TensorDetails`] report each
 //! tensor's scale, zero point and calibrated range.
 //!
@@ -31,6 +33,7 @@ mod fixed;
 mod node;
 mod plan;
 mod session;
+mod tail;
 mod value;
 
 pub use buffer::DataMut;
@@ -38,4 +41,5 @@ pub use error::{Result, RuntimeError};
 pub use evaluator::ReferenceEvaluator;
 pub use node::{NodeKernel, NodeOutput};
 pub use session::{Session, SessionOptions, TensorDetails, TensorInfo};
+pub use tail::{conv_tail, LayerTail};
 pub use value::{DataRef, Value, ValueView};

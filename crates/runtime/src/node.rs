@@ -10,7 +10,9 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{self, OutSlot};
 use crate::fixed::QPacked;
 use crate::value::ValueView;
+use ipukit_ir::ops::fixed::QRescale;
 use ipukit_ir::{DType, Graph, Node, Op};
+use ipukit_kernels::int::Tail;
 use ipukit_kernels::KernelError;
 
 /// An output of [`NodeKernel::run`]: its (inferred) shape and its elements.
@@ -109,6 +111,48 @@ impl NodeKernel {
             })
             .collect();
         exec::execute(&self.op, inputs, &mut slots, scratch).map_err(err)
+    }
+
+    /// Runs the node, a `QConv2d`, followed by `tail` (see [`crate::conv_tail`]): `x` is the
+    /// activation input, `out` the tail's output. The same integers as the node then each
+    /// operator of the tail.
+    pub fn run_tail(&self, tail: &Tail, x: ValueView<'_>, out: DataMut<'_>) -> Result<()> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        };
+        match &self.packed {
+            Some(QPacked::Conv(c)) => {
+                crate::fixed::run_conv_tail(&self.op, c, tail, x, out).map_err(err)
+            }
+            _ => Err(err(KernelError::Invalid {
+                op: self.op.name(),
+                reason: "an element-wise tail follows only a QConv2d with constant weights".into(),
+            })),
+        }
+    }
+
+    /// Runs the node, an `InputNormalize`, followed by `rescale` as one table per channel:
+    /// the same integers as the node then the `QRescale`.
+    pub fn run_then_rescale(
+        &self,
+        rescale: &QRescale,
+        x: ValueView<'_>,
+        out: DataMut<'_>,
+    ) -> Result<()> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        };
+        let Op::InputNormalize(norm) = &self.op else {
+            return Err(err(KernelError::Invalid {
+                op: self.op.name(),
+                reason: "a rescale is fused only after InputNormalize".into(),
+            }));
+        };
+        crate::fixed::run_input_rescale(&self.op, norm, rescale, x, out).map_err(err)
     }
 }
 

@@ -7,7 +7,12 @@
 //! * `y = layer(x); s = Sigmoid(y); z = Mul(y, s)` becomes the layer with a SiLU epilogue;
 //! * `s = Sigmoid(x); z = Mul(x, s)` becomes one SiLU step;
 //! * fixed point: `s = QLut(x); z = QBinary Mul(x, s)` becomes one table-product step (the
-//!   same integers, without `s` in memory).
+//!   same integers, without `s` in memory);
+//! * fixed point: a `QConv2d` followed by `QRescale` / `QLut` / `QBinary` nodes that read only
+//!   its output and each other's ([`crate::tail::conv_tail`]) runs them on each chunk of its
+//!   output while in cache (a change to UINT8, PReLU, SiLU: the same integers);
+//! * fixed point: `InputNormalize` followed by the `QRescale` that alone reads it (an 8-bit
+//!   first layer) becomes one table lookup per channel.
 //!
 //! Memory: every activation gets a slot; a slot is released after the last step that reads
 //! its tensor and handed to the next tensor of the same element type (best fit, grown when
@@ -16,13 +21,13 @@
 
 use crate::exec;
 use crate::fixed::QPacked;
-use ipukit_ir::ops::fixed::{QBinary, QBinaryKind};
+use ipukit_ir::ops::fixed::{InputNormalize, QBinary, QBinaryKind, QRescale};
 use ipukit_ir::ops::{BinaryOp, UnaryOp};
 use ipukit_ir::{DType, Graph, Op, TensorId};
 use ipukit_kernels::float::{
     Epilogue, PackedConv, PackedDepthwise, PackedLinear, PackedTransposeConv, PostOp,
 };
-use ipukit_kernels::int::PackedQLut;
+use ipukit_kernels::int::{PackedQConv, PackedQLut, Tail};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -67,6 +72,10 @@ pub(crate) enum Kind {
     Silu,
     /// `QBinary` `Mul(x, QLut(x))`: a packed table and the product's attributes.
     QLutMul(Arc<PackedQLut>, QBinary),
+    /// A `QConv2d` and the element-wise nodes after it, run on each chunk of its output.
+    QConvTail(Arc<PackedQConv>, Arc<Tail>),
+    /// `InputNormalize` then the `QRescale` that alone reads it, as one table per channel.
+    InputRescale(InputNormalize, QRescale),
     /// Reshape / Identity whose output reuses the input's buffer: nothing to do.
     Alias,
     /// The node's operator through the generic executor.
@@ -210,7 +219,22 @@ pub(crate) fn build(
         if let Some(Prepared::Fixed(q)) = &prepared[i] {
             step.inputs.truncate(1);
             step.kind = Kind::QLayer(q.clone());
-            if let (true, QPacked::Lut(t)) = (fuse, q) {
+            let lut = |j: usize| match prepared.get(j) {
+                Some(Some(Prepared::Fixed(QPacked::Lut(t)))) => Some(t.clone()),
+                _ => None,
+            };
+            let tail = match (fuse, q) {
+                (true, QPacked::Conv(_)) => crate::tail::conv_tail(graph, i, &outputs, &lut),
+                _ => None,
+            };
+            if let (Some(t), QPacked::Conv(c)) = (tail, q) {
+                step.kind = Kind::QConvTail(c.clone(), t.tail.clone());
+                step.last_node = t.last_node();
+                step.outputs = graph.nodes[t.last_node()].outputs.clone();
+                for &j in &t.nodes {
+                    skip[j] = true;
+                }
+            } else if let (true, QPacked::Lut(t)) = (fuse, q) {
                 if let Some((m, a)) = qlut_mul(graph, &cons, &outputs, i) {
                     step.kind = Kind::QLutMul(t.clone(), a);
                     step.outputs = graph.nodes[m].outputs.clone();
@@ -260,6 +284,18 @@ pub(crate) fn build(
                 }
             }
             step.kind = Kind::Layer(p.clone(), epi);
+        } else if let (true, Op::InputNormalize(a)) = (fuse, &node.op) {
+            let y = node.outputs[0];
+            let next = match cons[y.0].as_slice() {
+                [u] if !outputs.contains(&y) && graph.nodes[*u].inputs == [y] => Some(*u),
+                _ => None,
+            };
+            if let Some((u, Op::QRescale(r))) = next.map(|u| (u, &graph.nodes[u].op)) {
+                step.kind = Kind::InputRescale(a.clone(), r.clone());
+                step.outputs = graph.nodes[u].outputs.clone();
+                step.last_node = u;
+                skip[u] = true;
+            }
         } else if fuse && node.op == Op::Unary(UnaryOp::Sigmoid) {
             let x = node.inputs[0];
             if let Some(m) = silu_pair(graph, &cons, &outputs, x, i) {
@@ -319,7 +355,7 @@ pub(crate) fn build(
                         && exec::can_run_inplace(op, pos, tt.dtype, &tt.shape, &ot.shape)
                 });
             }
-            Kind::Layer(..) | Kind::QLayer(_) => {}
+            Kind::Layer(..) | Kind::QLayer(_) | Kind::QConvTail(..) | Kind::InputRescale(..) => {}
         }
     }
 

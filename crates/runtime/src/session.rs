@@ -305,6 +305,25 @@ impl Session {
         self.threads
     }
 
+    /// The groups of nodes that [`Session::invoke`] runs as one step (a layer with its
+    /// activation or element-wise tail, a table product, …): the names of each group's first
+    /// and last node, in execution order. [`Session::invoke_with_observer`] runs every node
+    /// alone.
+    pub fn fused_nodes(&self) -> Vec<(&str, &str)> {
+        self.fast
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.last_node != s.node)
+            .map(|s| {
+                (
+                    self.graph.nodes[s.node].name.as_str(),
+                    self.graph.nodes[s.last_node].name.as_str(),
+                )
+            })
+            .collect()
+    }
+
     fn info(&self, index: usize, t: TensorId) -> TensorInfo {
         let t = self.graph.tensor(t);
         TensorInfo {
@@ -676,6 +695,26 @@ fn run_step(
                 };
                 q.run(&node.op, views[0], &mut o.view_mut(out_lens[0]))
                     .map_err(err)
+            }
+            Kind::QConvTail(c, tail) => {
+                let Some(o) = outs.get_mut(0) else {
+                    return Err(err(KernelError::Invalid {
+                        op: node.op.name(),
+                        reason: "no output".into(),
+                    }));
+                };
+                crate::fixed::run_conv_tail(&node.op, c, tail, views[0], o.view_mut(out_lens[0]))
+                    .map_err(err)
+            }
+            Kind::InputRescale(a, r) => {
+                let Some(o) = outs.get_mut(0) else {
+                    return Err(err(KernelError::Invalid {
+                        op: node.op.name(),
+                        reason: "no output".into(),
+                    }));
+                };
+                let o = o.view_mut(out_lens[0]);
+                crate::fixed::run_input_rescale(&node.op, a, r, views[0], o).map_err(err)
             }
             Kind::Silu => {
                 let Some(Buffer::F32(o)) = outs.get_mut(0) else {

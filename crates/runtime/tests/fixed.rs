@@ -817,6 +817,219 @@ impl Lossy for TensorData {
 
 /// Runs `f` in both plans on `threads` threads and checks every tensor against the direct
 /// kernel calls.
+/// A 3×3 or 1×1 convolution node of `x` (NHWC `[1, h, w, cin]`, UINT8 for 8-bit mode, INT16
+/// for 16-bit mode) with `cout` outputs, and its expected output by a direct kernel call.
+fn conv_node(
+    f: &mut Fixture,
+    x: TensorId,
+    k: usize,
+    cout: usize,
+    out: OutRange,
+    seed: u64,
+) -> TensorId {
+    let xs = f.shape(x);
+    let cin = xs[3];
+    let n_w = cout * k * k * cin;
+    let bits16 = f.g.tensor(x).dtype == DType::I16;
+    let out_dtype = if out.min < 0 { DType::I16 } else { DType::U8 };
+    let qc = QConv2d {
+        conv: conv(1, k / 2),
+        layer: QLayer {
+            input_zero_point: if bits16 { 0 } else { 128 },
+            requant: (0..cout)
+                .map(|c| rq(if bits16 { 4e-4 } else { 4e-2 } * (1.0 + c as f64 / 8.0)))
+                .collect(),
+            out_dtype,
+            out,
+        },
+    };
+    let w16 = i16s(n_w, seed, -3000, 3000);
+    let w8: Vec<i8> = ints(n_w, seed, -127, 127)
+        .into_iter()
+        .map(|v| v as i8)
+        .collect();
+    let weights = if bits16 {
+        QWeights::Bits16 {
+            weight: &w16,
+            bias: None,
+        }
+    } else {
+        QWeights::Bits8 {
+            weight: &w8,
+            bias: None,
+        }
+    };
+    let p = PackedQConv::with_isa(Isa::Scalar, &qc, weights, &[cout, k, k, cin]).unwrap();
+    let len = xs[0] * xs[1] * xs[2] * cout;
+    let e = match (f.val(x), out_dtype) {
+        (TensorData::U8(v), DType::U8) => {
+            let mut o = vec![0u8; len];
+            p.run(v, &xs, &mut o).unwrap();
+            TensorData::from(o)
+        }
+        (TensorData::U8(v), _) => {
+            let mut o = vec![0i16; len];
+            p.run(v, &xs, &mut o).unwrap();
+            TensorData::from(o)
+        }
+        (TensorData::I16(v), _) => {
+            let mut o = vec![0i16; len];
+            p.run(v, &xs, &mut o).unwrap();
+            TensorData::from(o)
+        }
+        _ => panic!("conv input"),
+    };
+    let wdata: TensorData = if bits16 { w16.into() } else { w8.into() };
+    let wt = f.constant(vec![cout, k, k, cin], wdata);
+    f.node(Op::QConv2d(qc), vec![x, wt], e)
+}
+
+/// A QRescale node with its expected output.
+fn rescale_node(f: &mut Fixture, x: TensorId, r: QRescale) -> TensorId {
+    let xs = f.shape(x);
+    let len: usize = xs.iter().product();
+    let e = match (f.val(x), r.out_dtype) {
+        (TensorData::I16(v), DType::U8) => {
+            let mut o = vec![0u8; len];
+            int::qrescale(&r, v, &xs, &mut o).unwrap();
+            TensorData::from(o)
+        }
+        (TensorData::I16(v), _) => {
+            let mut o = vec![0i16; len];
+            int::qrescale(&r, v, &xs, &mut o).unwrap();
+            TensorData::from(o)
+        }
+        _ => panic!("rescale input"),
+    };
+    f.node(Op::QRescale(r), vec![x], e)
+}
+
+/// A QBinary node on INT16 operands with its expected output.
+fn binary_node(f: &mut Fixture, a: TensorId, b: TensorId, q: QBinary) -> TensorId {
+    let (sa, sb) = (f.shape(a), f.shape(b));
+    let len = f
+        .shape(a)
+        .iter()
+        .product::<usize>()
+        .max(sb.iter().product());
+    let mut o = vec![0i16; len];
+    int::qbinary(
+        &q,
+        f.val(a).as_i16().unwrap(),
+        &sa,
+        f.val(b).as_i16().unwrap(),
+        &sb,
+        &mut o,
+    )
+    .unwrap();
+    f.node(Op::QBinary(q), vec![a, b], o.into())
+}
+
+/// The groups the runtime fuses: `InputNormalize → QRescale (UINT8)`, an 8-bit convolution
+/// with a PReLU block (two rescales, a per-channel product, a sum), a 16-bit pointwise
+/// convolution with a fixed-point SiLU and a change to UINT8, then an 8-bit convolution to
+/// UINT8 (the graph output).
+fn tail_chain(h: usize, w: usize) -> Fixture {
+    let mut f = Fixture::new();
+    let img: Vec<u8> = ints(h * w * 3, 21, 0, 255)
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
+    let x = f.input("image", vec![1, h, w, 3], img.clone().into());
+    let s0 = 127.5 / 58.0 / 32767.0;
+    let norm = InputNormalize {
+        image: ImageInput::Interleaved,
+        source_channel: vec![2, 1, 0],
+        mean_q: vec![32640; 3],
+        requant: vec![rq(1.0 / (256.0 * 58.0 * s0)); 3],
+    };
+    let mut e = vec![0i16; h * w * 3];
+    int::input_normalize(&norm, &img, &[1, h, w, 3], &mut e).unwrap();
+    let a = f.node(Op::InputNormalize(norm), vec![x], e.into());
+    let to_u8 = |ratio: f64| QRescale {
+        input_zero_point: 0,
+        positive: vec![rq(ratio)],
+        negative: vec![rq(ratio)],
+        out_dtype: DType::U8,
+        out: OutRange::full(DType::U8, 128),
+    };
+    let b = rescale_node(&mut f, a, to_u8(1.0 / 256.0));
+    let full16 = OutRange::full(DType::I16, 0);
+    let c = conv_node(&mut f, b, 3, 8, full16, 22);
+    // PReLU as TFLite lowers it: relu(c) + slope · min(c, 0).
+    let pos = rescale_node(
+        &mut f,
+        c,
+        QRescale {
+            input_zero_point: 0,
+            positive: vec![rq(1.0)],
+            negative: vec![rq(1.0)],
+            out_dtype: DType::I16,
+            out: OutRange {
+                zero_point: 0,
+                min: 0,
+                max: 32767,
+            },
+        },
+    );
+    let neg = rescale_node(
+        &mut f,
+        c,
+        QRescale {
+            input_zero_point: 0,
+            positive: vec![rq(1.0)],
+            negative: (0..8).map(|k| rq(0.5 + k as f64 / 16.0)).collect(),
+            out_dtype: DType::I16,
+            out: OutRange {
+                zero_point: 0,
+                min: -32768,
+                max: 0,
+            },
+        },
+    );
+    let slopes = f.constant(vec![8], i16s(8, 23, 1000, 30000).into());
+    let mul = QBinary {
+        kind: QBinaryKind::Mul(rq(1.0 / 32768.0)),
+        out: full16,
+    };
+    let scaled = binary_node(&mut f, neg, slopes, mul.clone());
+    let add = QBinary {
+        kind: QBinaryKind::Add {
+            ma: 1 << 19,
+            mb: 3 << 18,
+            shift: 20,
+        },
+        out: full16,
+    };
+    let prelu = binary_node(&mut f, pos, scaled, add);
+    // 16-bit pointwise convolution, SiLU as a table and its product, then UINT8.
+    let d = conv_node(&mut f, prelu, 1, 12, full16, 24);
+    let sig = build_lut(|v| 1.0 / (1.0 + (-v).exp()), 1e-3, 1.0 / 32767.0);
+    let mut e = vec![0i16; f.val(d).len()];
+    int::qlut(&sig, f.val(d).as_i16().unwrap(), &mut e).unwrap();
+    let s = f.node(Op::QLut(sig), vec![d], e.into());
+    let silu = binary_node(&mut f, d, s, mul);
+    let g = rescale_node(&mut f, silu, to_u8(1.0 / 128.0));
+    let out = conv_node(&mut f, g, 3, 4, OutRange::full(DType::U8, 10), 25);
+    f.g.outputs.push(out);
+    f
+}
+
+#[test]
+fn fused_layers_and_tails_match_direct_kernel_calls() {
+    let f = tail_chain(13, 17);
+    check(&f, 1);
+    check(&f, 2);
+    let s = Session::new(f.g.clone(), opts(2)).unwrap();
+    let name = |i: usize| f.g.nodes[i].name.as_str();
+    // Nodes: 0 normalize, 1 rescale, 2 conv, 3..=6 PReLU, 7 conv, 8 table, 9 product,
+    // 10 rescale, 11 conv.
+    assert_eq!(
+        s.fused_nodes(),
+        vec![(name(0), name(1)), (name(2), name(6)), (name(7), name(10))]
+    );
+}
+
 fn check(f: &Fixture, threads: usize) {
     let inputs: Vec<Value> =
         f.g.inputs

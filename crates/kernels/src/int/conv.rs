@@ -15,6 +15,7 @@ use super::depthwise::PackedQDepthwise;
 use super::epilogue::{Bias, ChannelRequant};
 use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, TileBuf};
 use super::isa::Isa;
+use super::tail::{FirstError, Tail, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
@@ -125,12 +126,17 @@ impl QWeights<'_> {
     }
 }
 
-/// Input element types of the quantized layers: `u8` (8-bit mode) and `i16` (16-bit mode).
+/// Input element types of the quantized layers: `u8` (8-bit mode) and `i16` (16-bit mode),
+/// also the types a layer's [`Tail`] reads and writes.
 pub trait LayerInput: QInt {
     /// The slice as UINT8 input, if it is one.
     fn as_u8(x: &[Self]) -> Option<&[u8]>;
     /// The slice as INT16 input, if it is one.
     fn as_i16(x: &[Self]) -> Option<&[i16]>;
+    /// The slice as UINT8, if it is one.
+    fn as_u8_mut(x: &mut [Self]) -> Option<&mut [u8]>;
+    /// The slice as INT16, or itself when it is not.
+    fn as_i16_mut(x: &mut [Self]) -> std::result::Result<&mut [i16], &mut [Self]>;
 }
 
 impl LayerInput for u8 {
@@ -140,6 +146,12 @@ impl LayerInput for u8 {
     fn as_i16(_: &[u8]) -> Option<&[i16]> {
         None
     }
+    fn as_u8_mut(x: &mut [u8]) -> Option<&mut [u8]> {
+        Some(x)
+    }
+    fn as_i16_mut(x: &mut [u8]) -> std::result::Result<&mut [i16], &mut [u8]> {
+        Err(x)
+    }
 }
 
 impl LayerInput for i16 {
@@ -148,6 +160,12 @@ impl LayerInput for i16 {
     }
     fn as_i16(x: &[i16]) -> Option<&[i16]> {
         Some(x)
+    }
+    fn as_u8_mut(_: &mut [i16]) -> Option<&mut [u8]> {
+        None
+    }
+    fn as_i16_mut(x: &mut [i16]) -> std::result::Result<&mut [i16], &mut [i16]> {
+        Ok(x)
     }
 }
 
@@ -324,13 +342,86 @@ impl PackedQConv {
         x_shape: &[usize],
         out: &mut [O],
     ) -> Result<()> {
+        check_layer_out::<O>("QConv2d", self.out_dtype, &self.out)?;
+        self.run_inner::<X, O, O>(x, x_shape, out, None)
+    }
+
+    /// Runs the convolution followed by `tail` (built for this layer's output type and
+    /// channel count): `out` has the output shape and the tail's output type, and holds
+    /// exactly what [`PackedQConv::run`] then each operator of the tail would give. The
+    /// layer's own output is never written whole.
+    pub fn run_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+    ) -> Result<()> {
         const OP: &str = "QConv2d";
-        check_layer_out::<O>(OP, self.out_dtype, &self.out)?;
+        if tail.channels() != self.cout {
+            return Err(invalid(
+                OP,
+                format!(
+                    "a tail for {} channels after {}",
+                    tail.channels(),
+                    self.cout
+                ),
+            ));
+        }
+        if tail.out_dtype() != O::DTYPE {
+            return Err(invalid(
+                OP,
+                format!("a tail to {} written into {}", tail.out_dtype(), O::DTYPE),
+            ));
+        }
+        let isa = self.isa;
+        match self.out_dtype {
+            DType::U8 => {
+                let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f))
+            }
+            DType::I16 => {
+                let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f))
+            }
+            d => Err(invalid(OP, format!("a tail after a {d} output"))),
+        }
+    }
+
+    /// [`PackedQConv::run`] (no tail, `M` = `O`) or [`PackedQConv::run_tail`] (`M` the
+    /// layer's output type).
+    fn run_inner<X: LayerInput, M: QInt, O: QInt>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        out: &mut [O],
+        tail: Option<&TailFn<'_, M, O>>,
+    ) -> Result<()> {
+        const OP: &str = "QConv2d";
+        check_layer_out::<M>(OP, self.out_dtype, &self.out)?;
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
         check_len(OP, "output", out.len(), n * oh * ow * cout)?;
         let groups = match &self.imp {
-            Impl::Depthwise(d) => return d.run(x, x_shape, out),
+            Impl::Depthwise(d) => {
+                return match tail {
+                    None => d.run(x, x_shape, out),
+                    Some(tail) => {
+                        // The depthwise kernel has no row chunks: whole output, then the tail.
+                        let mut mid = vec![M::default(); out.len()];
+                        d.run(x, x_shape, &mut mid)?;
+                        let errors = FirstError::default();
+                        let step = ((1 << 14) / cout.max(1)).max(1) * cout;
+                        mid.par_chunks(step.max(1))
+                            .zip(out.par_chunks_mut(step.max(1)))
+                            .for_each(|(m, o)| {
+                                let mut tiles = TailScratch::default();
+                                errors.keep(tail(m, o, &mut tiles));
+                            });
+                        errors.into_result()
+                    }
+                };
+            }
             Impl::Gemm(g) => g,
         };
         let ctx = || Ctx {
@@ -346,30 +437,32 @@ impl PackedQConv {
         match (self.mode, X::as_u8(x), X::as_i16(x)) {
             (Mode::Bits8, Some(x), _) if scheme.raw_u8() => {
                 let z = self.zin as u8;
-                ctx().run(x, |v| v, z, Some(x), out);
+                ctx().run::<_, _, M, O>(x, |v| v, z, Some(x), out, tail)
             }
             (Mode::Bits8, Some(x), _) => {
                 let z = self.zin as i16;
-                ctx().run(x, |v| v as i16 - z, 0i16, None, out);
+                ctx().run::<_, _, M, O>(x, |v| v as i16 - z, 0i16, None, out, tail)
             }
-            (Mode::Bits16, _, Some(x)) => ctx().run(x, |v| v, 0i16, Some(x), out),
-            _ => {
-                return Err(invalid(
-                    OP,
-                    format!(
-                        "{} input for a layer in {}",
-                        X::DTYPE,
-                        match self.mode {
-                            Mode::Bits8 => "8-bit mode (UINT8 input)",
-                            Mode::Bits16 => "16-bit mode (INT16 input)",
-                        }
-                    ),
-                ))
+            (Mode::Bits16, _, Some(x)) => {
+                ctx().run::<_, _, M, O>(x, |v| v, 0i16, Some(x), out, tail)
             }
+            _ => Err(invalid(
+                OP,
+                format!(
+                    "{} input for a layer in {}",
+                    X::DTYPE,
+                    match self.mode {
+                        Mode::Bits8 => "8-bit mode (UINT8 input)",
+                        Mode::Bits16 => "16-bit mode (INT16 input)",
+                    }
+                ),
+            )),
         }
-        Ok(())
     }
 }
+
+/// A tail applied to rows of the layer's output (`M`) into the final output (`O`).
+type TailFn<'a, M, O> = dyn Fn(&[M], &mut [O], &mut TailScratch) -> Result<()> + Sync + 'a;
 
 /// One run of a GEMM-based convolution.
 struct Ctx<'a> {
@@ -385,19 +478,21 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Runs with input elements `X` mapped to `A` rows by `map`; padding taps hold `pad`.
     /// `same_form` is the input itself when its rows already are `A` rows (`map` is the
-    /// identity).
-    fn run<X: Copy + Sync, A: AElem, O: QInt>(
+    /// identity). With a `tail`, each chunk of rows goes through it into `out` while in cache.
+    #[allow(clippy::too_many_arguments)]
+    fn run<X: Copy + Sync, A: AElem, M: QInt, O: QInt>(
         &self,
         x: &[X],
         map: impl Fn(X) -> A + Sync,
         pad: A,
         same_form: Option<&[A]>,
         out: &mut [O],
-    ) {
+        tail: Option<&TailFn<'_, M, O>>,
+    ) -> Result<()> {
         let c = self.conv;
         let (m, cout) = (self.m, c.cout);
         if m == 0 || cout == 0 {
-            return;
+            return Ok(());
         }
         let b0 = &self.groups[0].b;
         let kpad = b0.kpad;
@@ -405,45 +500,50 @@ impl Ctx<'_> {
         let mr = b0.mr;
         let chunk = (CHUNK_BYTES / (kpad * size_of::<A>()).max(1)).clamp(mr, 32 * mr) / mr * mr;
         let threads = rayon::current_num_threads();
-        let k = kpad;
-        let work = m * k * cout;
+        let work = m * kpad * cout;
         let blocks = m.div_ceil(mr);
-        let per_thread = if k * cout <= (1 << 18) { 2 } else { 1 };
+        let per_thread = if kpad * cout <= (1 << 18) { 2 } else { 1 };
         let tasks = if threads <= 1 || work < (1 << 20) {
             1
         } else {
             (threads * per_thread).min(blocks)
         };
         let task_rows = blocks.div_ceil(tasks) * mr;
+        let errors = FirstError::default();
         let task = |t: usize, o: &mut [O]| {
             let p0 = t * task_rows;
             let rows_total = o.len() / cout;
-            let mut buf = TileBuf::new();
-            let mut scratch: Vec<A> = if direct.is_some() {
-                Vec::new()
-            } else {
-                vec![A::default(); chunk.min(rows_total) * kpad]
-            };
+            let mut buf = TileBuf::take();
+            // Every element of the rows in use is written by im2col before the GEMM reads it.
+            let mut scratch = std::mem::take(A::scratch(&mut buf));
+            if direct.is_none() {
+                scratch.resize(chunk.min(rows_total) * kpad, A::default());
+            }
             let mut c0 = 0;
-            while c0 < rows_total {
-                let c1 = (c0 + chunk).min(rows_total);
-                let dst = &mut o[c0 * cout..c1 * cout];
-                for (g, grp) in self.groups.iter().enumerate() {
-                    let col0 = g * (cout / c.groups);
-                    if let Some(xs) = direct {
-                        let rows: Vec<&[A]> = (p0 + c0..p0 + c1)
-                            .map(|p| &xs[p * c.cin..(p + 1) * c.cin])
-                            .collect();
-                        gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, &mut buf);
-                    } else {
-                        let a = &mut scratch[..(c1 - c0) * kpad];
-                        self.im2col(x, &map, pad, p0 + c0, g, kpad, a);
-                        let rows: Vec<&[A]> = a.chunks_exact(kpad).collect();
-                        gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, &mut buf);
+            match tail {
+                None => {
+                    while c0 < rows_total {
+                        let c1 = (c0 + chunk).min(rows_total);
+                        let dst = &mut o[c0 * cout..c1 * cout];
+                        self.chunk(x, &map, pad, direct, p0 + c0, dst, &mut scratch, &mut buf);
+                        c0 = c1;
                     }
                 }
-                c0 = c1;
+                Some(tail) => {
+                    let mut mid = vec![M::default(); chunk.min(rows_total) * cout];
+                    let mut tiles = TailScratch::default();
+                    while c0 < rows_total {
+                        let c1 = (c0 + chunk).min(rows_total);
+                        let mid = &mut mid[..(c1 - c0) * cout];
+                        self.chunk(x, &map, pad, direct, p0 + c0, mid, &mut scratch, &mut buf);
+                        let dst = &mut o[c0 * cout..c1 * cout];
+                        errors.keep(tail(mid, dst, &mut tiles));
+                        c0 = c1;
+                    }
+                }
             }
+            *A::scratch(&mut buf) = scratch;
+            TileBuf::recycle(buf);
         };
         if tasks == 1 {
             task(0, out);
@@ -451,6 +551,40 @@ impl Ctx<'_> {
             out.par_chunks_mut(task_rows * cout)
                 .enumerate()
                 .for_each(|(t, o)| task(t, o));
+        }
+        errors.into_result()
+    }
+
+    /// Output rows `p0..p0 + dst.len() / cout` into `dst`, every group.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk<X: Copy, A: AElem, O: QInt>(
+        &self,
+        x: &[X],
+        map: &impl Fn(X) -> A,
+        pad: A,
+        direct: Option<&[A]>,
+        p0: usize,
+        dst: &mut [O],
+        scratch: &mut [A],
+        buf: &mut TileBuf,
+    ) {
+        let c = self.conv;
+        let cout = c.cout;
+        let rows = dst.len() / cout;
+        for (g, grp) in self.groups.iter().enumerate() {
+            let col0 = g * (cout / c.groups);
+            let kpad = grp.b.kpad;
+            if let Some(xs) = direct {
+                let rows: Vec<&[A]> = (p0..p0 + rows)
+                    .map(|p| &xs[p * c.cin..(p + 1) * c.cin])
+                    .collect();
+                gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, buf);
+            } else {
+                let a = &mut scratch[..rows * kpad];
+                self.im2col(x, map, pad, p0, g, kpad, a);
+                let rows: Vec<&[A]> = a.chunks_exact(kpad).collect();
+                gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, buf);
+            }
         }
     }
 
@@ -536,6 +670,7 @@ impl Ctx<'_> {
 mod tests {
     use super::*;
     use crate::int::testutil::{requant_def, with_threads, Rng};
+    use crate::int::{Tail, TailOp, TailOperand};
     use ipukit_ir::ops::fixed::Requant;
     use ipukit_ir::ops::Conv2d;
     use ipukit_ir::ops::Padding2d;
@@ -813,6 +948,257 @@ mod tests {
                 check(&c, 2).unwrap();
             }
         }
+    }
+
+    /// The element-wise tails the runtime builds: a change to UINT8, a PReLU block (two
+    /// rescales, a per-channel product, a sum) and a fixed-point SiLU (as a table product and
+    /// as a table then a product), each after convolutions of every path.
+    fn tails(rng: &mut Rng, cout: usize) -> Vec<Vec<TailOp>> {
+        use crate::int::PackedQLut;
+        use ipukit_ir::ops::fixed::{OutRange, QBinary, QBinaryKind, QRescale};
+        let rescale = |rng: &mut Rng, out_dtype: DType, per: usize, relu: bool| QRescale {
+            input_zero_point: 0,
+            positive: (0..per).map(|_| rng.requant(2)).collect(),
+            negative: (0..per).map(|_| rng.requant(2)).collect(),
+            out_dtype,
+            out: OutRange {
+                zero_point: if out_dtype == DType::U8 { 128 } else { 0 },
+                min: if relu || out_dtype == DType::U8 {
+                    0
+                } else {
+                    -32768
+                },
+                max: if out_dtype == DType::U8 { 255 } else { 32767 },
+            },
+        };
+        let full16 = OutRange::full(DType::I16, 0);
+        let mul = |rng: &mut Rng| QBinary {
+            kind: QBinaryKind::Mul(rng.requant(15)),
+            out: full16,
+        };
+        let lut = std::sync::Arc::new(PackedQLut::from_outputs(rng.vec(65536)).unwrap());
+        let slopes: Vec<i16> = rng.vec(cout);
+        vec![
+            vec![TailOp::Rescale(0, rescale(rng, DType::U8, 1, false))],
+            vec![
+                TailOp::Rescale(0, rescale(rng, DType::I16, 1, true)),
+                TailOp::Rescale(0, rescale(rng, DType::I16, cout, false)),
+                TailOp::Binary(mul(rng), TailOperand::Value(2), TailOperand::Const(slopes)),
+                TailOp::Binary(
+                    QBinary {
+                        kind: QBinaryKind::Add {
+                            ma: rng.range(0, 1 << 20),
+                            mb: rng.range(0, 1 << 20),
+                            shift: 20,
+                        },
+                        out: full16,
+                    },
+                    TailOperand::Value(1),
+                    TailOperand::Value(3),
+                ),
+            ],
+            vec![
+                TailOp::LutMul(0, lut.clone(), mul(rng)),
+                TailOp::Rescale(1, rescale(rng, DType::U8, cout, false)),
+            ],
+            vec![
+                TailOp::Lut(0, lut.clone()),
+                TailOp::Binary(mul(rng), TailOperand::Value(1), TailOperand::Value(0)),
+            ],
+            // Chains a table can replace: a SiLU and its UINT8 copy; a rescale, a table and a
+            // product with a scalar after a per-channel product.
+            vec![
+                TailOp::LutMul(0, lut.clone(), mul(rng)),
+                TailOp::Rescale(1, rescale(rng, DType::U8, 1, false)),
+            ],
+            vec![
+                TailOp::Binary(
+                    mul(rng),
+                    TailOperand::Value(0),
+                    TailOperand::Const(rng.vec(cout)),
+                ),
+                TailOp::Rescale(1, rescale(rng, DType::I16, 1, false)),
+                TailOp::Lut(2, lut),
+                TailOp::Binary(
+                    mul(rng),
+                    TailOperand::Const(vec![9000]),
+                    TailOperand::Value(3),
+                ),
+            ],
+        ]
+    }
+
+    /// The tail's operators one after another on whole tensors (values as INT16 or UINT8).
+    fn tail_reference(ops: &[TailOp], layer_out: Vec<i16>, c: usize) -> Vec<i32> {
+        use crate::int::{qbinary, qrescale};
+        #[derive(Clone)]
+        enum V {
+            I(Vec<i16>),
+            U(Vec<u8>),
+        }
+        let shape = [layer_out.len() / c, c];
+        let mut vals = vec![V::I(layer_out)];
+        let i16v = |v: &V| match v {
+            V::I(x) => x.clone(),
+            V::U(_) => panic!("UINT8 value"),
+        };
+        for op in ops {
+            let n = shape[0] * c;
+            let v = match op {
+                TailOp::Rescale(v, r) => match (&vals[*v], r.out_dtype) {
+                    (V::I(x), DType::U8) => {
+                        let mut o = vec![0u8; n];
+                        qrescale(r, x, &shape, &mut o).unwrap();
+                        V::U(o)
+                    }
+                    (V::I(x), _) => {
+                        let mut o = vec![0i16; n];
+                        qrescale(r, x, &shape, &mut o).unwrap();
+                        V::I(o)
+                    }
+                    _ => panic!("rescale of UINT8"),
+                },
+                TailOp::Lut(v, t) => {
+                    let mut o = vec![0i16; n];
+                    t.run(&i16v(&vals[*v]), &mut o).unwrap();
+                    V::I(o)
+                }
+                TailOp::LutMul(v, t, a) => {
+                    let x = i16v(&vals[*v]);
+                    let mut s = vec![0i16; n];
+                    t.run(&x, &mut s).unwrap();
+                    let mut o = vec![0i16; n];
+                    qbinary(a, &x, &shape, &s, &shape, &mut o).unwrap();
+                    V::I(o)
+                }
+                TailOp::Table8(v, t) => V::U(
+                    i16v(&vals[*v])
+                        .iter()
+                        .map(|&e| t[(e as i32 + 32768) as usize])
+                        .collect(),
+                ),
+                TailOp::Binary(a, x, y) => {
+                    let get = |o: &TailOperand| match o {
+                        TailOperand::Value(v) => (i16v(&vals[*v]), shape.to_vec()),
+                        TailOperand::Const(k) => (k.clone(), vec![k.len()]),
+                    };
+                    let ((xa, sa), (xb, sb)) = (get(x), get(y));
+                    let mut o = vec![0i16; n];
+                    qbinary(a, &xa, &sa, &xb, &sb, &mut o).unwrap();
+                    V::I(o)
+                }
+            };
+            vals.push(v);
+        }
+        match vals.pop().unwrap() {
+            V::I(x) => x.into_iter().map(i32::from).collect(),
+            V::U(x) => x.into_iter().map(i32::from).collect(),
+        }
+    }
+
+    /// `run_tail` gives exactly `run` then each operator, on every path, ISA and thread count.
+    #[test]
+    fn tails_equal_the_operators_one_by_one() {
+        let cases = [
+            (plain(1, 1, 1), [1, 24, 24, 32], [48, 1, 1, 32]),
+            (plain(3, 1, 1), [1, 40, 36, 16], [40, 3, 3, 16]),
+            (plain(3, 2, 1), [1, 32, 32, 3], [10, 3, 3, 3]),
+            (plain(3, 1, 4), [1, 12, 12, 32], [16, 3, 3, 8]),
+            (plain(3, 1, 12), [1, 10, 10, 12], [24, 3, 3, 1]),
+        ];
+        for (i, (conv, xs, ws)) in cases.into_iter().enumerate() {
+            for bits16 in [false, true] {
+                let mut c = make_case(i as u64, conv.clone(), xs, ws, bits16, true, false, true);
+                c.attrs.layer.out_dtype = DType::I16;
+                c.attrs.layer.out = ipukit_ir::ops::fixed::OutRange::full(DType::I16, 0);
+                let cout = ws[0];
+                let mut rng = Rng::new(100 + i as u64);
+                let mut tabulated = 0;
+                for ops in tails(&mut rng, cout) {
+                    let plain = Tail::new(DType::I16, cout, ops.clone()).unwrap();
+                    let table = plain.tabulate_suffix().unwrap();
+                    tabulated += table.is_some() as usize;
+                    for tail in std::iter::once(plain).chain(table) {
+                        let layer: Vec<i16> = run_case(&c, Isa::Scalar, 1)
+                            .into_iter()
+                            .map(|v| v as i16)
+                            .collect();
+                        let want = tail_reference(&ops, layer, cout);
+                        for isa in Isa::supported() {
+                            let packed =
+                                PackedQConv::with_isa(isa, &c.attrs, c.weights(), &c.ws).unwrap();
+                            for threads in [1, 2] {
+                                let got: Vec<i32> = with_threads(threads, || {
+                                    if tail.out_dtype() == DType::U8 {
+                                        let mut o = vec![0u8; want.len()];
+                                        if bits16 {
+                                            packed.run_tail(&c.x16, &c.xs, &tail, &mut o).unwrap();
+                                        } else {
+                                            packed.run_tail(&c.x8, &c.xs, &tail, &mut o).unwrap();
+                                        }
+                                        o.into_iter().map(i32::from).collect()
+                                    } else {
+                                        let mut o = vec![0i16; want.len()];
+                                        if bits16 {
+                                            packed.run_tail(&c.x16, &c.xs, &tail, &mut o).unwrap();
+                                        } else {
+                                            packed.run_tail(&c.x8, &c.xs, &tail, &mut o).unwrap();
+                                        }
+                                        o.into_iter().map(i32::from).collect()
+                                    }
+                                });
+                                assert_eq!(
+                                    got,
+                                    want,
+                                    "case {i}, 16-bit {bits16}, {isa}, {threads} threads, {:?}",
+                                    tail.ops()
+                                );
+                            }
+                        }
+                    }
+                }
+                // SiLU + UINT8 copy, and rescale + table + scalar product.
+                assert_eq!(tabulated, 2);
+            }
+        }
+    }
+
+    /// A tail that does not fit the layer is an error, not a panic.
+    #[test]
+    fn mismatched_tails_are_errors() {
+        let c = make_case(
+            1,
+            plain(1, 1, 1),
+            [1, 4, 4, 8],
+            [8, 1, 1, 8],
+            false,
+            true,
+            false,
+            true,
+        );
+        let packed = PackedQConv::new(&c.attrs, c.weights(), &c.ws).unwrap();
+        let mut rng = Rng::new(3);
+        let ops = tails(&mut rng, 6).swap_remove(1);
+        let tail = Tail::new(DType::I16, 6, ops).unwrap();
+        let mut o = vec![0i16; 4 * 4 * 8];
+        assert!(packed.run_tail(&c.x8, &c.xs, &tail, &mut o).is_err());
+        // A constant of the wrong length, an operator reading a later value.
+        let bad = Tail::new(
+            DType::I16,
+            8,
+            vec![TailOp::Binary(
+                ipukit_ir::ops::fixed::QBinary {
+                    kind: ipukit_ir::ops::fixed::QBinaryKind::Mul(Requant::IDENTITY),
+                    out: ipukit_ir::ops::fixed::OutRange::full(DType::I16, 0),
+                },
+                TailOperand::Value(0),
+                TailOperand::Const(vec![1; 3]),
+            )],
+        );
+        assert!(bad.is_err());
+        let lut =
+            std::sync::Arc::new(crate::int::PackedQLut::from_outputs(vec![0; 65536]).unwrap());
+        assert!(Tail::new(DType::I16, 8, vec![TailOp::Lut(1, lut)]).is_err());
     }
 
     /// Hand-computed: a 2×2 input, 2×2 kernel, one channel, z_in = 10, bias 5, ratio 1/4.

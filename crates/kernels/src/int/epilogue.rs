@@ -161,6 +161,111 @@ impl ChannelRequant {
         }
     }
 
+    /// [`ChannelRequant::row_i32`] on `rows` rows of `cols` sums, row `r` at `acc[r · lda..]`
+    /// into `out[r · ldc..]`: the AVX-512 path loads each channel group's parameters once.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn block_i32<O: QInt>(
+        &self,
+        isa: Isa,
+        c0: usize,
+        acc: &[i32],
+        lda: usize,
+        rows: usize,
+        cols: usize,
+        out: &mut [O],
+        ldc: usize,
+    ) {
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            c0 + cols <= self.mult.len()
+                && acc.len() >= (rows - 1) * lda + cols
+                && out.len() >= (rows - 1) * ldc + cols,
+            "int epilogue: block"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let width = size_of::<O>();
+            if isa.clamp() >= Isa::Avx512Bw && c0.is_multiple_of(16) && width <= 2 {
+                // SAFETY: the CPU has avx512f/bw (clamped level); `acc` and `out` hold every
+                // row (asserted); the parameter arrays cover channel c0 + cols rounded up to
+                // 16 (they are padded to a multiple of 32); `O` is `width` bytes wide.
+                unsafe {
+                    x86::rows_i32_512(
+                        self,
+                        c0,
+                        acc,
+                        cols,
+                        rows,
+                        lda,
+                        out.as_mut_ptr().cast(),
+                        ldc,
+                        width,
+                    )
+                };
+                return;
+            }
+        }
+        for r in 0..rows {
+            let dst = &mut out[r * ldc..r * ldc + cols];
+            self.row_i32(isa, c0, &acc[r * lda..r * lda + cols], dst);
+        }
+    }
+
+    /// [`ChannelRequant::row_i64`] on `rows` rows, as [`ChannelRequant::block_i32`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn block_i64<O: QInt>(
+        &self,
+        isa: Isa,
+        c0: usize,
+        acc: &[i64],
+        lda: usize,
+        rows: usize,
+        cols: usize,
+        out: &mut [O],
+        ldc: usize,
+    ) {
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            c0 + cols <= self.mult.len()
+                && acc.len() >= (rows - 1) * lda + cols
+                && out.len() >= (rows - 1) * ldc + cols,
+            "int epilogue: block"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let width = size_of::<O>();
+            if isa.clamp() >= Isa::Avx512Bw && width <= 2 && self.bias64_small {
+                // SAFETY: the CPU has avx512f/bw; `acc` and `out` hold every row and the
+                // parameter arrays channel c0 + cols (asserted, padded to a multiple of 32);
+                // `O` is `width` bytes; |bias| < 2^62 and the sums are below 2^62.
+                unsafe {
+                    x86::rows_i64_512(
+                        self,
+                        c0,
+                        acc,
+                        cols,
+                        rows,
+                        lda,
+                        out.as_mut_ptr().cast(),
+                        ldc,
+                        width,
+                    )
+                };
+                return;
+            }
+        }
+        for r in 0..rows {
+            let dst = &mut out[r * ldc..r * ldc + cols];
+            self.row_i64(isa, c0, &acc[r * lda..r * lda + cols], dst);
+        }
+    }
+
     /// Scalar requantization of one INT32 sum of channel `c`.
     #[inline(always)]
     pub(crate) fn one_i32(&self, c: usize, a: i32) -> i32 {
@@ -259,7 +364,31 @@ mod x86 {
         out: *mut u8,
         width: usize,
     ) {
-        let n = acc.len();
+        // SAFETY: one row, as the caller guarantees.
+        unsafe { rows_i32_512(rq, c0, acc, acc.len(), 1, 0, out, 0, width) }
+    }
+
+    /// AVX-512 epilogue of `rows` rows of `n` INT32 sums each, row `r` at `acc[r · lda..]` and
+    /// written at element `r · ldc` of `out`; each group of 16 channels loads its parameters
+    /// once for all rows.
+    ///
+    /// # Safety
+    ///
+    /// As [`row_i32_512`] for every row: `acc` holds `(rows − 1) · lda + n` elements, `out`
+    /// `(rows − 1) · ldc + n` elements of `width` bytes.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn rows_i32_512(
+        rq: &ChannelRequant,
+        c0: usize,
+        acc: &[i32],
+        n: usize,
+        rows: usize,
+        lda: usize,
+        out: *mut u8,
+        ldc: usize,
+        width: usize,
+    ) {
         let o = &rq.out;
         let lo = _mm512_set1_epi64(o.min as i64 - o.zero_point as i64);
         let hi = _mm512_set1_epi64(o.max as i64 - o.zero_point as i64);
@@ -272,34 +401,39 @@ mod x86 {
             // SAFETY: `c` is a multiple of 16 and the parameter arrays cover c + 16; `acc`
             // is read with the lane mask, `out` written with it.
             unsafe {
-                let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(i));
                 let corr = _mm512_loadu_si512(rq.corr.as_ptr().add(c).cast());
                 let m = _mm512_loadu_si512(rq.mult.as_ptr().add(c).cast());
+                let m_odd = _mm512_srli_epi64::<32>(m);
                 let p = rq.eo16.as_ptr().add(c * 4);
                 let ld = |g: usize| _mm512_loadu_si512(p.add(8 * g).cast());
-                // Exact Σ (fits INT32); (bias + Σ)·m = bias·m + Σ·m, |each| < 2^62.
-                let d = _mm512_sub_epi32(a, corr);
-                let pe = _mm512_add_epi64(_mm512_mul_epi32(d, m), ld(6));
-                let po = _mm512_add_epi64(
-                    _mm512_mul_epi32(_mm512_srli_epi64::<32>(d), _mm512_srli_epi64::<32>(m)),
-                    ld(7),
-                );
-                // rshift_round(p, n) = (p >> n) + ((p >> max(n − 1, 0)) & (n > 0)), then
-                // sat_out: clamp to [min − z, max − z] and add z.
-                let round = |p: __m512i, g: usize| {
-                    let r = _mm512_add_epi64(
-                        _mm512_srav_epi64(p, ld(g)),
-                        _mm512_and_si512(_mm512_srav_epi64(p, ld(g + 2)), ld(g + 4)),
+                let params = [ld(0), ld(1), ld(2), ld(3), ld(4), ld(5), ld(6), ld(7)];
+                for r in 0..rows {
+                    let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(r * lda + i));
+                    // Exact Σ (fits INT32); (bias + Σ)·m = bias·m + Σ·m, |each| < 2^62.
+                    let d = _mm512_sub_epi32(a, corr);
+                    let pe = _mm512_add_epi64(_mm512_mul_epi32(d, m), params[6]);
+                    let po = _mm512_add_epi64(
+                        _mm512_mul_epi32(_mm512_srli_epi64::<32>(d), m_odd),
+                        params[7],
                     );
-                    _mm512_add_epi64(_mm512_min_epi64(_mm512_max_epi64(r, lo), hi), z)
-                };
-                let re = round(pe, 0);
-                let ro = round(po, 1);
-                let y = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64::<32>(ro));
-                if width == 2 {
-                    _mm512_mask_cvtepi32_storeu_epi16(out.add(2 * i).cast(), mask, y);
-                } else {
-                    _mm512_mask_cvtepi32_storeu_epi8(out.add(i).cast(), mask, y);
+                    // rshift_round(p, n) = (p >> n) + ((p >> max(n − 1, 0)) & (n > 0)), then
+                    // sat_out: clamp to [min − z, max − z] and add z.
+                    let round = |p: __m512i, g: usize| {
+                        let r = _mm512_add_epi64(
+                            _mm512_srav_epi64(p, params[g]),
+                            _mm512_and_si512(_mm512_srav_epi64(p, params[g + 2]), params[g + 4]),
+                        );
+                        _mm512_add_epi64(_mm512_min_epi64(_mm512_max_epi64(r, lo), hi), z)
+                    };
+                    let re = round(pe, 0);
+                    let ro = round(po, 1);
+                    let y = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64::<32>(ro));
+                    let at = r * ldc + i;
+                    if width == 2 {
+                        _mm512_mask_cvtepi32_storeu_epi16(out.add(2 * at).cast(), mask, y);
+                    } else {
+                        _mm512_mask_cvtepi32_storeu_epi8(out.add(at).cast(), mask, y);
+                    }
                 }
             }
             i += 16;
@@ -398,7 +532,30 @@ mod x86 {
         out: *mut u8,
         width: usize,
     ) {
-        let n = acc.len();
+        // SAFETY: one row, as the caller guarantees.
+        unsafe { rows_i64_512(rq, c0, acc, acc.len(), 1, 0, out, 0, width) }
+    }
+
+    /// [`row_i64_512`] on `rows` rows of `n` sums, row `r` at `acc[r · lda..]` and written at
+    /// element `r · ldc` of `out`; each group of 8 channels loads its parameters once.
+    ///
+    /// # Safety
+    ///
+    /// As [`row_i64_512`] for every row: `acc` holds `(rows − 1) · lda + n` elements, `out`
+    /// `(rows − 1) · ldc + n` elements of `width` bytes.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn rows_i64_512(
+        rq: &ChannelRequant,
+        c0: usize,
+        acc: &[i64],
+        n: usize,
+        rows: usize,
+        lda: usize,
+        out: *mut u8,
+        ldc: usize,
+        width: usize,
+    ) {
         let o = &rq.out;
         let lo = _mm512_set1_epi64(o.min as i64 - o.zero_point as i64);
         let hi = _mm512_set1_epi64(o.max as i64 - o.zero_point as i64);
@@ -415,31 +572,33 @@ mod x86 {
             // SAFETY: the parameter arrays cover c + k (padded to a multiple of 32 ≥ c + 8);
             // `acc` is read and `out` written with the lane mask.
             unsafe {
-                let a = _mm512_maskz_loadu_epi64(mask, acc.as_ptr().add(i));
                 let b = _mm512_loadu_si512(rq.bias64.as_ptr().add(c).cast());
                 let m = _mm512_loadu_si512(rq.m64.as_ptr().add(c).cast());
                 let half = _mm512_loadu_si512(rq.half64.as_ptr().add(c).cast());
                 let nn = _mm512_loadu_si512(rq.n64.as_ptr().add(c).cast());
-                let v = _mm512_add_epi64(a, b);
-                let h = _mm512_mul_epi32(_mm512_srai_epi64::<32>(v), m);
-                let l = _mm512_add_epi64(_mm512_mul_epu32(v, m), half);
-                let t = _mm512_add_epi64(h, _mm512_srli_epi64::<32>(l));
                 let big = _mm512_cmpge_epi64_mask(nn, c32);
-                let ra = _mm512_srav_epi64(
-                    t,
-                    _mm512_max_epi64(_mm512_sub_epi64(nn, c32), _mm512_setzero_si512()),
-                );
-                let tc = _mm512_min_epi64(_mm512_max_epi64(t, tmin), tmax);
-                let rb = _mm512_add_epi64(
-                    _mm512_sllv_epi64(tc, _mm512_sub_epi64(c32, nn)),
-                    _mm512_srlv_epi64(_mm512_and_si512(l, low32), nn),
-                );
-                let r = _mm512_mask_blend_epi64(big, rb, ra);
-                let y = _mm512_add_epi64(_mm512_min_epi64(_mm512_max_epi64(r, lo), hi), z);
-                if width == 2 {
-                    _mm512_mask_cvtepi64_storeu_epi16(out.add(2 * i).cast(), mask, y);
-                } else {
-                    _mm512_mask_cvtepi64_storeu_epi8(out.add(i).cast(), mask, y);
+                let right = _mm512_max_epi64(_mm512_sub_epi64(nn, c32), _mm512_setzero_si512());
+                let left = _mm512_sub_epi64(c32, nn);
+                for row in 0..rows {
+                    let a = _mm512_maskz_loadu_epi64(mask, acc.as_ptr().add(row * lda + i));
+                    let v = _mm512_add_epi64(a, b);
+                    let h = _mm512_mul_epi32(_mm512_srai_epi64::<32>(v), m);
+                    let l = _mm512_add_epi64(_mm512_mul_epu32(v, m), half);
+                    let t = _mm512_add_epi64(h, _mm512_srli_epi64::<32>(l));
+                    let ra = _mm512_srav_epi64(t, right);
+                    let tc = _mm512_min_epi64(_mm512_max_epi64(t, tmin), tmax);
+                    let rb = _mm512_add_epi64(
+                        _mm512_sllv_epi64(tc, left),
+                        _mm512_srlv_epi64(_mm512_and_si512(l, low32), nn),
+                    );
+                    let r = _mm512_mask_blend_epi64(big, rb, ra);
+                    let y = _mm512_add_epi64(_mm512_min_epi64(_mm512_max_epi64(r, lo), hi), z);
+                    let at = row * ldc + i;
+                    if width == 2 {
+                        _mm512_mask_cvtepi64_storeu_epi16(out.add(2 * at).cast(), mask, y);
+                    } else {
+                        _mm512_mask_cvtepi64_storeu_epi8(out.add(at).cast(), mask, y);
+                    }
                 }
             }
             i += 8;

@@ -306,6 +306,16 @@ pub(crate) struct TileBuf {
     acc4: [i32; 4 * 256],
     /// Bytes16: the `A` rows of a call split into byte tiles (see [`split_rows`]).
     abytes: Vec<u8>,
+    /// A task's im2col matrix, by element type (see [`AElem::scratch`]).
+    scratch_u8: Vec<u8>,
+    scratch_i16: Vec<i16>,
+}
+
+thread_local! {
+    /// The buffers of the last task that ran on this thread, so that a layer neither allocates
+    /// nor zeroes them again. A `Cell` taken and refilled: a task that starts while another
+    /// holds them on the same thread (rayon work stealing) gets new ones.
+    static SPARE_BUF: std::cell::Cell<Option<Box<TileBuf>>> = const { std::cell::Cell::new(None) };
 }
 
 impl TileBuf {
@@ -316,7 +326,20 @@ impl TileBuf {
             hi: [0; MR_MAX * NR_MAX],
             acc4: [0; 4 * 256],
             abytes: Vec::new(),
+            scratch_u8: Vec::new(),
+            scratch_i16: Vec::new(),
         })
+    }
+
+    /// This thread's spare buffers, or new ones; hand them back with [`TileBuf::recycle`].
+    /// Their contents are unspecified: every kernel writes what it reads.
+    pub(crate) fn take() -> Box<TileBuf> {
+        SPARE_BUF.with(|s| s.take()).unwrap_or_else(TileBuf::new)
+    }
+
+    /// Keeps `buf` as this thread's spare.
+    pub(crate) fn recycle(buf: Box<TileBuf>) {
+        SPARE_BUF.with(|s| s.set(Some(buf)));
     }
 }
 
@@ -331,6 +354,9 @@ pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
 
     /// The rows as UINT8 rows, if they are.
     fn as_u8<'a>(rows: &'a [&'a [Self]]) -> Option<&'a [&'a [u8]]>;
+
+    /// The im2col matrix of this element type kept in `buf`.
+    fn scratch(buf: &mut TileBuf) -> &mut Vec<Self>;
 }
 
 fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
@@ -406,6 +432,10 @@ impl AElem for u8 {
     fn as_u8<'a>(rows: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
         Some(rows)
     }
+
+    fn scratch(buf: &mut TileBuf) -> &mut Vec<u8> {
+        &mut buf.scratch_u8
+    }
 }
 
 impl AElem for i16 {
@@ -474,6 +504,10 @@ impl AElem for i16 {
 
     fn as_u8<'a>(_: &'a [&'a [i16]]) -> Option<&'a [&'a [u8]]> {
         None
+    }
+
+    fn scratch(buf: &mut TileBuf) -> &mut Vec<i16> {
+        &mut buf.scratch_i16
     }
 }
 
@@ -594,10 +628,9 @@ fn gemm_rows_bytes<O: QInt>(
         let cols = 16.min(b.n - c0);
         for rb in 0..m.div_ceil(16) {
             bytes_block(b, p, &tiles, rb, buf);
-            for i in 0..16.min(m - rb * 16) {
-                let dst = &mut out[(rb * 16 + i) * ldc + col0 + c0..][..cols];
-                rq.row_i64(b.isa, c0, &buf.t64[i * 16..i * 16 + cols], dst);
-            }
+            let rows = 16.min(m - rb * 16);
+            let dst = &mut out[rb * 16 * ldc + col0 + c0..];
+            rq.block_i64(b.isa, c0, &buf.t64[..256], 16, rows, cols, dst, ldc);
         }
     }
 }
@@ -697,11 +730,10 @@ fn gemm_rows_tile8<O: QInt>(
                 for q in 0..np {
                     let c0 = (p + q) * 16;
                     let cols = 16.min(b.n - c0);
-                    let acc = &buf.acc4[(2 * r + q) * 256..];
-                    for i in 0..16.min(m - (rb + r) * 16) {
-                        let dst = &mut out[((rb + r) * 16 + i) * ldc + col0 + c0..][..cols];
-                        rq.row_i32(b.isa, c0, &acc[i * 16..i * 16 + cols], dst);
-                    }
+                    let acc = &buf.acc4[(2 * r + q) * 256..(2 * r + q + 1) * 256];
+                    let rows = 16.min(m - (rb + r) * 16);
+                    let dst = &mut out[(rb + r) * 16 * ldc + col0 + c0..];
+                    rq.block_i32(b.isa, c0, acc, 16, rows, cols, dst, ldc);
                 }
             }
             rb += nr;
@@ -824,14 +856,12 @@ pub(crate) fn gemm_rows<T: AElem, O: QInt>(
                 *d = rows[(r + i).min(m - 1)];
             }
             T::tile(b, p, &block[..mr], buf);
-            for i in 0..valid {
-                let dst = &mut out[(r + i) * ldc + col0 + c0..][..cols];
-                match b.scheme {
-                    Scheme::Split16 | Scheme::Bytes16 => {
-                        rq.row_i64(b.isa, c0, &buf.t64[i * nr..i * nr + cols], dst)
-                    }
-                    _ => rq.row_i32(b.isa, c0, &buf.t32[i * nr..i * nr + cols], dst),
+            let dst = &mut out[r * ldc + col0 + c0..];
+            match b.scheme {
+                Scheme::Split16 | Scheme::Bytes16 => {
+                    rq.block_i64(b.isa, c0, &buf.t64[..], nr, valid, cols, dst, ldc)
                 }
+                _ => rq.block_i32(b.isa, c0, &buf.t32[..], nr, valid, cols, dst, ldc),
             }
             r += mr;
         }

@@ -22,10 +22,11 @@
 //! giving image channels 0 = R, 1 = G, 2 = B. With `to_gray` every image channel is `Y`
 //! itself (no range expansion), so every `src[c]` reads `Y`.
 
-use super::arith::{check_requants, requant};
+use super::arith::{check_requants, requant, QInt};
+use super::rescale::qrescale;
 use crate::error::{check_len, invalid, Result};
 use crate::par;
-use ipukit_ir::ops::fixed::{ImageInput, InputNormalize, Requant};
+use ipukit_ir::ops::fixed::{ImageInput, InputNormalize, QRescale};
 
 /// BT.601 limited-range YUV → RGB of one pixel (see the module docs).
 #[inline(always)]
@@ -82,58 +83,204 @@ pub fn input_normalize(
     }
     check_len(OP, "input", x.len(), n * xh * w * xc)?;
     check_len(OP, "output", out.len(), n * h * w * c)?;
-    let row = w * c;
-    if row == 0 {
+    if w * c == 0 {
         return Ok(());
     }
-    let px = |ch: usize, p: [u8; 3], mean: i32, m: Requant| -> i16 {
-        // |256·p − μ| < 2^32: requant is exact in 64 bits.
-        let v = 256 * p[ch] as i64 - mean as i64;
-        requant(v, m).clamp(-32768, 32767) as i16
-    };
+    match attrs.image {
+        ImageInput::Interleaved => {
+            lookup(
+                &channel_table(attrs),
+                c,
+                x,
+                in_c,
+                &attrs.source_channel,
+                out,
+            );
+        }
+        ImageInput::Nv12 { to_gray } => nv12(attrs, to_gray, x, [xh, h, w], out),
+    }
+    Ok(())
+}
+
+/// `InputNormalize` followed by `rescale` (which alone reads its result), in one pass: for
+/// interleaved images the two become one table per channel, built with the kernels' own
+/// integers, so the result is exactly [`input_normalize`] then [`qrescale`].
+pub fn input_normalize_rescaled<O: QInt>(
+    attrs: &InputNormalize,
+    rescale: &QRescale,
+    x: &[u8],
+    x_shape: &[usize],
+    out: &mut [O],
+) -> Result<()> {
+    let c = attrs.source_channel.len();
+    if attrs.image != ImageInput::Interleaved {
+        let mut y = vec![0i16; out.len()];
+        input_normalize(attrs, x, x_shape, &mut y)?;
+        return qrescale(rescale, &y, &[y.len() / c.max(1), c], out);
+    }
+    // The attribute and shape checks of `input_normalize`, on an empty batch.
+    input_normalize(attrs, &[], &zero_batch(x_shape), &mut [])?;
+    let in_c = x_shape[3];
+    check_len("InputNormalize", "input", x.len(), x_shape.iter().product())?;
+    check_len(
+        "InputNormalize",
+        "output",
+        out.len(),
+        x.len() / in_c.max(1) * c,
+    )?;
+    let mut table = vec![O::default(); 256 * c];
+    qrescale(rescale, &channel_table(attrs), &[256, c], &mut table)?;
+    lookup(&table, c, x, in_c, &attrs.source_channel, out);
+    Ok(())
+}
+
+/// `x_shape` with no images: runs the attribute checks of [`input_normalize`] alone.
+fn zero_batch(x_shape: &[usize]) -> Vec<usize> {
+    let mut s = x_shape.to_vec();
+    if let Some(n) = s.first_mut() {
+        *n = 0;
+    }
+    s
+}
+
+/// Output channel `c` for every image value `p`, at `p · C + c` (channel-last, so that a
+/// per-channel kernel can run over the table itself). Callers checked the attributes.
+fn channel_table(attrs: &InputNormalize) -> Vec<i16> {
+    let c = attrs.source_channel.len();
+    let mut t = vec![0i16; 256 * c];
+    for (p, row) in t.chunks_exact_mut(c).enumerate() {
+        for (ch, o) in row.iter_mut().enumerate() {
+            // |256·p − μ| < 2^32: requant is exact in 64 bits.
+            let v = 256 * p as i64 - attrs.mean_q[ch] as i64;
+            *o = requant(v, attrs.requant[ch]).clamp(-32768, 32767) as i16;
+        }
+    }
+    t
+}
+
+/// `out[q·C + c] = table[x[q·in_c + src[c]]·C + c]` for every pixel `q`.
+fn lookup<O: Copy + Send + Sync>(
+    table: &[O],
+    c: usize,
+    x: &[u8],
+    in_c: usize,
+    src: &[usize],
+    out: &mut [O],
+) {
+    let row = 64 * c;
+    par::for_rows(out, row, par::MIN_PAR_ELEMS, |r0, chunk| {
+        let q0 = r0 * 64;
+        for (i, o) in chunk.chunks_exact_mut(c).enumerate() {
+            let p = &x[(q0 + i) * in_c..(q0 + i + 1) * in_c];
+            for ch in 0..c {
+                o[ch] = table[p[src[ch]] as usize * c + ch];
+            }
+        }
+    });
+}
+
+/// The NV12 path: every pixel converted to RGB, then normalized.
+fn nv12(attrs: &InputNormalize, to_gray: bool, x: &[u8], [xh, h, w]: [usize; 3], out: &mut [i16]) {
+    let c = attrs.source_channel.len();
+    let row = w * c;
     let (src, mean, rq) = (&attrs.source_channel, &attrs.mean_q, &attrs.requant);
     par::for_rows(out, row, par::MIN_PAR_ELEMS, |r0, chunk| {
         for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
             let (b, y) = ((r0 + r) / h, (r0 + r) % h);
-            match attrs.image {
-                ImageInput::Interleaved => {
-                    let srow = &x[(b * h + y) * w * in_c..(b * h + y + 1) * w * in_c];
-                    for (o, p) in dst.chunks_exact_mut(c).zip(srow.chunks_exact(in_c)) {
-                        for ch in 0..c {
-                            let v = 256 * p[src[ch]] as i64 - mean[ch] as i64;
-                            o[ch] = requant(v, rq[ch]).clamp(-32768, 32767) as i16;
-                        }
-                    }
-                }
-                ImageInput::Nv12 { to_gray } => {
-                    let img = &x[b * xh * w..(b + 1) * xh * w];
-                    let yrow = &img[y * w..(y + 1) * w];
-                    let uv = &img[(h + y / 2) * w..(h + y / 2 + 1) * w];
-                    for (xx, o) in dst.chunks_exact_mut(c).enumerate() {
-                        let yy = yrow[xx];
-                        let p = if to_gray {
-                            [yy; 3]
-                        } else {
-                            yuv_to_rgb(yy, uv[xx & !1], uv[(xx & !1) + 1])
-                        };
-                        for ch in 0..c {
-                            o[ch] = px(src[ch], p, mean[ch], rq[ch]);
-                        }
-                    }
+            let img = &x[b * xh * w..(b + 1) * xh * w];
+            let yrow = &img[y * w..(y + 1) * w];
+            let uv = &img[(h + y / 2) * w..(h + y / 2 + 1) * w];
+            for (xx, o) in dst.chunks_exact_mut(c).enumerate() {
+                let yy = yrow[xx];
+                let p = if to_gray {
+                    [yy; 3]
+                } else {
+                    yuv_to_rgb(yy, uv[xx & !1], uv[(xx & !1) + 1])
+                };
+                for ch in 0..c {
+                    // |256·p − μ| < 2^32: requant is exact in 64 bits.
+                    let v = 256 * p[src[ch]] as i64 - mean[ch] as i64;
+                    o[ch] = requant(v, rq[ch]).clamp(-32768, 32767) as i16;
                 }
             }
         }
     });
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::int::testutil::with_threads;
     use crate::int::testutil::{requant_def, Rng};
-    use ipukit_ir::ops::fixed::OutRange;
+    use ipukit_ir::ops::fixed::{OutRange, Requant};
     use ipukit_ir::DType;
     use proptest::prelude::*;
+
+    /// [`input_normalize_rescaled`] gives exactly [`input_normalize`] then [`qrescale`].
+    fn check_rescaled<O: QInt>(seed: u64, xs: [usize; 4], image: ImageInput, threads: usize) {
+        let mut rng = Rng::new(seed);
+        let in_c = if matches!(image, ImageInput::Nv12 { .. }) {
+            3
+        } else {
+            xs[3]
+        };
+        let c = 3;
+        let attrs = InputNormalize {
+            image,
+            source_channel: (0..c).map(|_| rng.below(in_c)).collect(),
+            mean_q: (0..c).map(|_| rng.extreme(-40000, 70000)).collect(),
+            requant: (0..c).map(|_| rng.requant(16)).collect(),
+        };
+        let per = if rng.below(2) == 0 { 1 } else { c };
+        let zout = if O::MIN_I32 == 0 {
+            rng.extreme(0, 255)
+        } else {
+            0
+        };
+        let rescale = QRescale {
+            input_zero_point: 0,
+            positive: (0..per).map(|_| rng.requant(8)).collect(),
+            negative: (0..per).map(|_| rng.requant(8)).collect(),
+            out_dtype: O::DTYPE,
+            out: OutRange::full(O::DTYPE, zout),
+        };
+        let x: Vec<u8> = rng.vec(xs.iter().product());
+        let pixels = match image {
+            ImageInput::Nv12 { .. } => xs[0] * xs[1] / 3 * 2 * xs[2],
+            ImageInput::Interleaved => xs[0] * xs[1] * xs[2],
+        };
+        let mut y = vec![0i16; pixels * c];
+        input_normalize(&attrs, &x, &xs, &mut y).unwrap();
+        let mut want = vec![O::default(); y.len()];
+        qrescale(&rescale, &y, &[pixels, c], &mut want).unwrap();
+        let mut got = vec![O::default(); y.len()];
+        with_threads(threads, || {
+            input_normalize_rescaled(&attrs, &rescale, &x, &xs, &mut got)
+        })
+        .unwrap();
+        assert_eq!(got, want);
+        // Wrong output length and a bad source channel are errors, not panics.
+        let mut short = vec![O::default(); y.len().saturating_sub(1)];
+        assert!(input_normalize_rescaled(&attrs, &rescale, &x, &xs, &mut short).is_err());
+        let bad = InputNormalize {
+            source_channel: vec![0, 1, 7],
+            ..attrs
+        };
+        assert!(input_normalize_rescaled(&bad, &rescale, &x, &xs, &mut got).is_err());
+    }
+
+    #[test]
+    fn normalize_then_rescale_is_one_table() {
+        for seed in 0..24 {
+            let threads = 1 + (seed as usize % 2);
+            check_rescaled::<u8>(seed, [1, 170, 129, 3], ImageInput::Interleaved, threads);
+            check_rescaled::<i16>(seed, [2, 9, 130, 4], ImageInput::Interleaved, threads);
+            let nv12 = ImageInput::Nv12 {
+                to_gray: seed % 2 == 0,
+            };
+            check_rescaled::<u8>(seed, [1, 12, 10, 1], nv12, threads);
+        }
+    }
 
     fn out16() -> OutRange {
         OutRange::full(DType::I16, 0)

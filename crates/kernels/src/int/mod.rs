@@ -12,6 +12,8 @@
 //!   [`qavg_pool2d`], [`qreduce`], [`reduce_extreme`], [`resize_nearest`], [`qresize`],
 //!   [`quantize`], [`dequantize`], [`input_normalize`]. The `*_isa` variants take the
 //!   instruction set explicitly (the tests and benches compare them).
+//! * A convolution may run with a [`Tail`] of element-wise operators applied to each chunk
+//!   of its output while in cache ([`PackedQConv::run_tail`]).
 //! * [`rshift_round`], [`div_round`], [`requant`] and [`sat_out`] are the rounding rules of §2.
 
 mod amx;
@@ -31,6 +33,7 @@ mod reduce;
 mod rescale;
 mod resize;
 mod softmax;
+mod tail;
 #[cfg(test)]
 mod testutil;
 mod transpose_conv;
@@ -39,7 +42,7 @@ pub use arith::{div_round, requant, requant_i128, rshift_round, rshift_round_i12
 pub use binary::{qbinary, qbinary_isa};
 pub use conv::{LayerInput, PackedQConv, QWeights};
 pub use depthwise::PackedQDepthwise;
-pub use input::{input_normalize, yuv_to_rgb};
+pub use input::{input_normalize, input_normalize_rescaled, yuv_to_rgb};
 pub use isa::Isa;
 pub use linear::{qmatmul, qmatmul_isa, PackedQFullyConnected};
 pub use lut::{build_lut, lut_value, qlut, PackedQLut};
@@ -49,4 +52,5 @@ pub use reduce::{qreduce, reduce_extreme};
 pub use rescale::{qrescale, qrescale_isa};
 pub use resize::{qresize, resize_nearest};
 pub use softmax::{build_exp_table, qsoftmax};
+pub use tail::{Tail, TailOp, TailOperand};
 pub use transpose_conv::PackedQTransposeConv;
