@@ -123,6 +123,8 @@ pub fn check_model(
         bail!("no evaluation inputs");
     }
     let mut session = ipk::session(graph.clone(), threads)?;
+    // One untimed run on each side first: buffers, pools and pages are set up on first use.
+    ipk::run(&mut session, inputs[0].clone()).context("the fixed model")?;
     let mut want = Vec::with_capacity(inputs.len());
     let mut fixed_ms = vec![];
     for v in &inputs {
@@ -170,6 +172,9 @@ pub fn check_model(
             row.arena = (compiled.report.arena_bytes, compiled.report.naive_bytes);
             let mut ms = vec![];
             let mut got = vec![];
+            offline
+                .run(inputs[0].clone())
+                .map_err(|e| anyhow!("{label}: {e}"))?;
             for v in &inputs {
                 let t = Instant::now();
                 let outs = offline

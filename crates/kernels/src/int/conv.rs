@@ -1071,6 +1071,7 @@ mod tests {
                     qbinary(a, &x, &shape, &s, &shape, &mut o).unwrap();
                     V::I(o)
                 }
+                TailOp::Prelu(..) => panic!("the reference runs the unfused operators"),
                 TailOp::Table8(v, t) => V::U(
                     i16v(&vals[*v])
                         .iter()
@@ -1113,12 +1114,14 @@ mod tests {
                 c.attrs.layer.out = ipukit_ir::ops::fixed::OutRange::full(DType::I16, 0);
                 let cout = ws[0];
                 let mut rng = Rng::new(100 + i as u64);
-                let mut tabulated = 0;
+                let (mut tabulated, mut prelus) = (0, 0);
                 for ops in tails(&mut rng, cout) {
                     let plain = Tail::new(DType::I16, cout, ops.clone()).unwrap();
                     let table = plain.tabulate_suffix().unwrap();
                     tabulated += table.is_some() as usize;
-                    for tail in std::iter::once(plain).chain(table) {
+                    let prelu = plain.fuse_prelu();
+                    prelus += prelu.is_some() as usize;
+                    for tail in std::iter::once(plain).chain(table).chain(prelu) {
                         let layer: Vec<i16> = run_case(&c, Isa::Scalar, 1)
                             .into_iter()
                             .map(|v| v as i16)
@@ -1157,8 +1160,8 @@ mod tests {
                         }
                     }
                 }
-                // SiLU + UINT8 copy, and rescale + table + scalar product.
-                assert_eq!(tabulated, 2);
+                // SiLU + UINT8 copy, and rescale + table + scalar product; one PReLU block.
+                assert_eq!((tabulated, prelus), (2, 1));
             }
         }
     }

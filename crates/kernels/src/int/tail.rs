@@ -10,6 +10,7 @@ use super::binary::qbinary_isa;
 use super::conv::LayerInput;
 use super::isa::Isa;
 use super::lut::PackedQLut;
+use super::prelu::Prelu;
 use super::rescale::qrescale_isa;
 use crate::error::{invalid, KernelError, Result};
 use ipukit_ir::ops::fixed::{QBinary, QRescale};
@@ -43,6 +44,8 @@ pub enum TailOp {
     /// A table from every INT16 input (entry `x + 32768`) to UINT8, e.g. a chain of
     /// operators tabulated by [`Tail::tabulate_suffix`].
     Table8(usize, Arc<[u8]>),
+    /// A PReLU block of an INT16 value in one pass (see [`Tail::fuse_prelu`]).
+    Prelu(usize, Arc<Prelu>),
 }
 
 impl TailOp {
@@ -61,6 +64,7 @@ impl TailOp {
         match self {
             TailOp::Rescale(v, r) => (r.positive.len() == 1 && r.negative.len() == 1).then_some(*v),
             TailOp::Lut(v, _) | TailOp::LutMul(v, ..) | TailOp::Table8(v, _) => Some(*v),
+            TailOp::Prelu(..) => None,
             TailOp::Binary(_, TailOperand::Value(v), TailOperand::Const(k))
             | TailOp::Binary(_, TailOperand::Const(k), TailOperand::Value(v)) => {
                 (k.len() == 1).then_some(*v)
@@ -72,16 +76,22 @@ impl TailOp {
     /// The operator reading value `v` instead of the one it reads (for operators with a
     /// [`TailOp::scalar_input`]).
     fn reading(&self, v: usize) -> TailOp {
+        self.renumbered(&|_| v)
+    }
+
+    /// The operator with every value `x` it reads replaced by `f(x)`.
+    fn renumbered(&self, f: &dyn Fn(usize) -> usize) -> TailOp {
         let mut op = self.clone();
         match &mut op {
             TailOp::Rescale(x, _)
             | TailOp::Lut(x, _)
             | TailOp::LutMul(x, ..)
-            | TailOp::Table8(x, _) => *x = v,
+            | TailOp::Table8(x, _)
+            | TailOp::Prelu(x, _) => *x = f(*x),
             TailOp::Binary(_, a, b) => {
                 for o in [a, b] {
                     if let TailOperand::Value(x) = o {
-                        *x = v;
+                        *x = f(*x);
                     }
                 }
             }
@@ -95,7 +105,8 @@ impl TailOp {
             TailOp::Rescale(v, _)
             | TailOp::Lut(v, _)
             | TailOp::LutMul(v, ..)
-            | TailOp::Table8(v, _) => vec![*v],
+            | TailOp::Table8(v, _)
+            | TailOp::Prelu(v, _) => vec![*v],
             TailOp::Binary(_, a, b) => [a, b]
                 .into_iter()
                 .filter_map(|o| match o {
@@ -249,6 +260,57 @@ impl Tail {
         &self.ops
     }
 
+    /// The tail with TFLite's PReLU block — `Rescale_P(v)`, `Rescale_N(v)`, `Mul` of the
+    /// latter with a per-channel constant, `Add` of the two (operands in either order) — as
+    /// one operator that runs each element through the four in registers
+    /// ([`TailOp::Prelu`]; the integers do not change). `None` when there is no such block
+    /// whose intermediate values only the block reads.
+    pub fn fuse_prelu(&self) -> Option<Tail> {
+        let ops = &self.ops;
+        let c = self.channels;
+        let reads_of = |v: usize| ops.iter().filter(|op| op.reads().contains(&v)).count();
+        (0..ops.len().saturating_sub(3)).find_map(|k| {
+            let (TailOp::Rescale(v, p), TailOp::Rescale(w, n)) = (&ops[k], &ops[k + 1]) else {
+                return None;
+            };
+            let TailOp::Binary(mul, a, b) = &ops[k + 2] else {
+                return None;
+            };
+            let slope = match (a, b) {
+                (TailOperand::Value(x), TailOperand::Const(s))
+                | (TailOperand::Const(s), TailOperand::Value(x))
+                    if *x == k + 2 =>
+                {
+                    s
+                }
+                _ => return None,
+            };
+            let TailOp::Binary(add, l, r) = &ops[k + 3] else {
+                return None;
+            };
+            let swapped = match (l, r) {
+                (TailOperand::Value(x), TailOperand::Value(y)) if (*x, *y) == (k + 1, k + 3) => {
+                    false
+                }
+                (TailOperand::Value(x), TailOperand::Value(y)) if (*x, *y) == (k + 3, k + 1) => {
+                    true
+                }
+                _ => return None,
+            };
+            let private = (k + 1..=k + 3).all(|x| reads_of(x) == 1);
+            if v != w || self.dtypes[*v] != DType::I16 || !private {
+                return None;
+            }
+            let block = Prelu::new(c, p, n, mul, slope, add, swapped)?;
+            // Values k+1..=k+3 disappear; the block's output k+4 becomes k+1.
+            let renumber = |x: usize| if x <= k { x } else { x - 3 };
+            let mut fused: Vec<TailOp> = ops[..k].to_vec();
+            fused.push(TailOp::Prelu(*v, Arc::new(block)));
+            fused.extend(ops[k + 4..].iter().map(|op| op.renumbered(&renumber)));
+            Tail::new(self.dtypes[0], c, fused).ok()
+        })
+    }
+
     /// The tail with its last operators replaced by one table lookup, when at least two of
     /// them form a chain on an INT16 value (each reads only the one before, with the same
     /// parameters for every channel) ending in INT16 or UINT8: the table holds the chain's
@@ -389,6 +451,7 @@ impl Tail {
             },
             TailOp::Lut(v, t) => t.run(value_i16(values, *v)?, out_i16(dst)?),
             TailOp::LutMul(v, t, a) => t.run_mul(a, value_i16(values, *v)?, out_i16(dst)?),
+            TailOp::Prelu(v, p) => p.run(isa, value_i16(values, *v)?, out_i16(dst)?),
             TailOp::Table8(v, t) => {
                 let x = value_i16(values, *v)?;
                 let TileMut::U8(o) = dst else {
