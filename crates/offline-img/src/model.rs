@@ -7,7 +7,7 @@ use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
 use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
 use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
-use ipukit_kernels::int::{PackedQLut, Tail, TailOp};
+use ipukit_kernels::int::{PackedQLut, Tail};
 use ipukit_runtime::{
     DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
 };
@@ -66,19 +66,6 @@ enum Step {
         /// The memory plan (made for the unfused nodes) lets the output overlap the input:
         /// the result goes through a staging buffer.
         staged: bool,
-    },
-    /// `QConv2d → MaxPool → QRescale` (to UINT8) as `QConv2d` with the rescale as its tail,
-    /// then the pooling on UINT8: a rescale never decreases (its multipliers are
-    /// non-negative), so it commutes with the maximum, and the full-size INT16 output of the
-    /// convolution is never written.
-    ConvRescalePool {
-        conv: NodeKernel,
-        tail: Arc<Tail>,
-        pool: NodeKernel,
-        input: TensorId,
-        /// The convolution's output (its shape) and the rescale's output.
-        conv_out: TensorId,
-        output: TensorId,
     },
     /// `InputNormalize` and the `QRescale` that alone reads it, as one table per channel.
     InputRescale {
@@ -236,7 +223,7 @@ fn fused_layer(
     match &node.op {
         Op::QConv2d(_) => {
             let Some(t) = ipukit_runtime::conv_tail(g, i, graph_outputs, &|_| None) else {
-                return conv_rescale_pool(g, exec, readers, graph_outputs, i);
+                return Ok(None);
             };
             let last = t.last_node();
             let output = g.nodes[last].outputs[0];
@@ -287,64 +274,6 @@ fn fused_layer(
         }
         _ => Ok(None),
     }
-}
-
-/// `QConv2d → MaxPool → QRescale (UINT8)` at node `i` (see [`Step::ConvRescalePool`]), each
-/// result read only by the next node; the pooling has no padding (every window holds an
-/// input element, so no window gives the type's minimum, which the rescale would not map to
-/// UINT8's).
-fn conv_rescale_pool(
-    g: &Graph,
-    exec: &[Exec],
-    readers: &[usize],
-    graph_outputs: &HashSet<TensorId>,
-    i: usize,
-) -> Result<Option<(Step, usize)>> {
-    let (Some(pool), Some(rescale)) = (g.nodes.get(i + 1), g.nodes.get(i + 2)) else {
-        return Ok(None);
-    };
-    let conv = &g.nodes[i];
-    let y = conv.outputs[0];
-    let (Op::Pool2d(pa), Op::QRescale(r)) = (&pool.op, &rescale.op) else {
-        return Ok(None);
-    };
-    let p = pool.outputs.first().copied();
-    let private = |t: TensorId| readers[t.0] == 1 && !graph_outputs.contains(&t);
-    let zero_pad = [
-        pa.padding.top,
-        pa.padding.left,
-        pa.padding.bottom,
-        pa.padding.right,
-    ] == [0; 4];
-    let fits = pa.kind == ipukit_ir::ops::PoolKind::Max
-        && zero_pad
-        && !pa.ceil_mode
-        && pool.inputs == [y]
-        && p.is_some_and(|p| rescale.inputs == [p] && private(p))
-        && private(y)
-        && g.tensor(y).dtype == DType::I16
-        && r.out_dtype == DType::U8
-        && r.positive
-            .iter()
-            .chain(&r.negative)
-            .all(|q| q.multiplier >= 0)
-        && exec[i + 1] == Exec::Kernel
-        && fusable_run(exec, i + 2, i + 2);
-    if !fits {
-        return Ok(None);
-    }
-    let channels = g.tensor(y).shape.last().copied().unwrap_or(0);
-    let tail = Tail::new(DType::I16, channels, vec![TailOp::Rescale(0, r.clone())])
-        .map_err(|e| kernel_error(g, i + 2, e))?;
-    let step = Step::ConvRescalePool {
-        conv: NodeKernel::new(g, conv)?,
-        tail: Arc::new(tail),
-        pool: NodeKernel::new(g, pool)?,
-        input: conv.inputs[0],
-        conv_out: y,
-        output: rescale.outputs[0],
-    };
-    Ok(Some((step, i + 2)))
 }
 
 /// A table chain found at load time.
@@ -972,10 +901,7 @@ impl OfflineModel {
         let g = &self.image.program.graph;
         let mut groups = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
-            if matches!(
-                s,
-                Step::ConvTail { .. } | Step::InputRescale { .. } | Step::ConvRescalePool { .. }
-            ) {
+            if matches!(s, Step::ConvTail { .. } | Step::InputRescale { .. }) {
                 let skipped = self.steps[i + 1..]
                     .iter()
                     .take_while(|s| matches!(s, Step::Skip))
@@ -1272,43 +1198,6 @@ impl OfflineModel {
                         run_fused(g, place, arena, staging, io, *staged, |x, o| {
                             kernel.run_tail(tail, x, o)
                         })?;
-                    }
-                    Step::ConvRescalePool {
-                        conv,
-                        tail,
-                        pool,
-                        input,
-                        conv_out,
-                        output,
-                    } => {
-                        let n = g.tensor(*conv_out).numel();
-                        if staging.len() * 8 < n {
-                            staging.resize(n.div_ceil(8), 0);
-                        }
-                        let mid: &mut [u8] =
-                            &mut bytemuck::cast_slice_mut(staging.as_mut_slice())[..n];
-                        let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, *input))?;
-                        let xt = g.tensor(*input);
-                        let x = arena.get(xo..xo + xl).ok_or_else(|| no_place(g, *input))?;
-                        let xv = ValueView {
-                            shape: &xt.shape,
-                            data: typed(xt.dtype, x)?,
-                        };
-                        conv.run_tail(tail, xv, DataMut::U8(mid))?;
-                        let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
-                        let out = arena
-                            .get_mut(oo..oo + ol)
-                            .ok_or_else(|| no_place(g, *output))?;
-                        let mid = &bytemuck::cast_slice::<u64, u8>(staging.as_slice())[..n];
-                        let view = ValueView {
-                            shape: &g.tensor(*conv_out).shape,
-                            data: DataRef::U8(mid),
-                        };
-                        let mut outs = [NodeOutput {
-                            shape: &g.tensor(*output).shape,
-                            data: DataMut::U8(out),
-                        }];
-                        pool.run(&[view], &mut outs, scratch)?;
                     }
                     Step::InputRescale {
                         kernel,

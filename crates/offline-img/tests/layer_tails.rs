@@ -1,0 +1,220 @@
+//! Layer groups the loader fuses: `InputNormalize` with the rescale to UINT8 after it (one
+//! table per channel), a convolution with TFLite's PReLU block (one pass per element), and a
+//! convolution with a SiLU and its UINT8 copy (one table): bit-exact with the runtime session,
+//! fused and node by node, on several images and thread counts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use ipukit_ir::ops::fixed::{
+    ImageInput, InputNormalize, OutRange, QBinary, QBinaryKind, QConv2d, QLayer, QRescale, Requant,
+};
+use ipukit_ir::ops::{Conv2d, FusedActivation, Padding2d};
+use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
+use ipukit_kernels::int::build_lut;
+use ipukit_offline_img::{compile, CompileOptions, LoadOptions, OfflineModel};
+use ipukit_runtime::{Session, SessionOptions, Value};
+use ipukit_simfmt::{SimMetadata, Stage};
+
+const H: usize = 21;
+const W: usize = 19;
+
+fn rq(r: f64) -> Requant {
+    Requant::from_ratio(r).unwrap()
+}
+
+/// xorshift values in `lo..=hi`.
+fn values(n: usize, seed: u64, lo: i64, hi: i64) -> Vec<i64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + ((s >> 11) % (hi - lo + 1) as u64) as i64
+        })
+        .collect()
+}
+
+fn conv(g: &mut Graph, name: &str, x: TensorId, cout: usize, out: OutRange) -> TensorId {
+    let cin = g.tensor(x).shape[3];
+    let bits16 = g.tensor(x).dtype == DType::I16;
+    let n = cout * 9 * cin;
+    let w: TensorData = if bits16 {
+        values(n, 7, -3000, 3000)
+            .into_iter()
+            .map(|v| v as i16)
+            .collect::<Vec<_>>()
+            .into()
+    } else {
+        values(n, 8, -127, 127)
+            .into_iter()
+            .map(|v| v as i8)
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let wt = g
+        .add_const(&format!("{name}_w"), vec![cout, 3, 3, cin], w)
+        .unwrap();
+    let op = Op::QConv2d(QConv2d {
+        conv: Conv2d {
+            strides: [1, 1],
+            dilations: [1, 1],
+            padding: Padding2d {
+                top: 1,
+                left: 1,
+                bottom: 1,
+                right: 1,
+            },
+            groups: 1,
+            activation: FusedActivation::None,
+        },
+        layer: QLayer {
+            input_zero_point: if bits16 { 0 } else { 128 },
+            requant: (0..cout)
+                .map(|c| rq(if bits16 { 3e-4 } else { 3e-2 } * (1.0 + c as f64 / 8.0)))
+                .collect(),
+            out_dtype: if out.min < 0 { DType::I16 } else { DType::U8 },
+            out,
+        },
+    });
+    g.add_node(name, op, vec![x, wt], &[&format!("{name}_out")])
+        .unwrap()[0]
+}
+
+fn rescale(g: &mut Graph, name: &str, x: TensorId, r: QRescale) -> TensorId {
+    g.add_node(name, Op::QRescale(r), vec![x], &[&format!("{name}_out")])
+        .unwrap()[0]
+}
+
+fn binary(g: &mut Graph, name: &str, kind: QBinaryKind, a: TensorId, b: TensorId) -> TensorId {
+    let op = Op::QBinary(QBinary {
+        kind,
+        out: OutRange::full(DType::I16, 0),
+    });
+    g.add_node(name, op, vec![a, b], &[&format!("{name}_out")])
+        .unwrap()[0]
+}
+
+fn to_u8(ratio: f64) -> QRescale {
+    QRescale {
+        input_zero_point: 0,
+        positive: vec![rq(ratio)],
+        negative: vec![rq(ratio)],
+        out_dtype: DType::U8,
+        out: OutRange::full(DType::U8, 128),
+    }
+}
+
+/// image → normalize → UINT8 → conv (8-bit) → PReLU → conv (16-bit) → SiLU → UINT8 → conv.
+fn tails_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("image", DType::U8, vec![1, H, W, 3]);
+    let s0 = 127.5 / 58.0 / 32767.0;
+    let norm = Op::InputNormalize(InputNormalize {
+        image: ImageInput::Interleaved,
+        source_channel: vec![2, 1, 0],
+        mean_q: vec![32640; 3],
+        requant: vec![rq(1.0 / (256.0 * 58.0 * s0)); 3],
+    });
+    let a = g.add_node("normalize", norm, vec![x], &["a"]).unwrap()[0];
+    let b = rescale(&mut g, "a_uint8", a, to_u8(1.0 / 256.0));
+    let full16 = OutRange::full(DType::I16, 0);
+    let c = conv(&mut g, "conv0", b, 8, full16);
+    let relu = QRescale {
+        input_zero_point: 0,
+        positive: vec![rq(1.0)],
+        negative: vec![rq(1.0)],
+        out_dtype: DType::I16,
+        out: OutRange {
+            zero_point: 0,
+            min: 0,
+            max: 32767,
+        },
+    };
+    let pos = rescale(&mut g, "prelu_positive", c, relu);
+    let neg_part = QRescale {
+        input_zero_point: 0,
+        positive: vec![rq(1.0)],
+        negative: (0..8).map(|k| rq(0.5 + k as f64 / 16.0)).collect(),
+        out_dtype: DType::I16,
+        out: OutRange {
+            zero_point: 0,
+            min: -32768,
+            max: 0,
+        },
+    };
+    let neg = rescale(&mut g, "prelu_negative", c, neg_part);
+    let slopes: Vec<i16> = values(8, 9, 1000, 30000)
+        .into_iter()
+        .map(|v| v as i16)
+        .collect();
+    let slope = g.add_const("slope", vec![8], slopes.into()).unwrap();
+    let mul = QBinaryKind::Mul(rq(1.0 / 32768.0));
+    let scaled = binary(&mut g, "prelu_scaled", mul, neg, slope);
+    let add = QBinaryKind::Add {
+        ma: 1 << 19,
+        mb: 3 << 18,
+        shift: 20,
+    };
+    let prelu = binary(&mut g, "prelu", add, pos, scaled);
+    let d = conv(&mut g, "conv1", prelu, 12, full16);
+    let sig = build_lut(|v| 1.0 / (1.0 + (-v).exp()), 1e-3, 1.0 / 32767.0);
+    let s = g
+        .add_node("sigmoid", Op::QLut(sig), vec![d], &["s"])
+        .unwrap()[0];
+    let silu = binary(&mut g, "silu", mul, d, s);
+    let e = rescale(&mut g, "silu_uint8", silu, to_u8(1.0 / 128.0));
+    let y = conv(&mut g, "conv2", e, 4, OutRange::full(DType::U8, 10));
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+#[test]
+fn fused_layer_groups_are_bit_exact_with_the_session() {
+    let g = tails_graph();
+    let c = compile(
+        &g,
+        &SimMetadata::new(Stage::Fixed, "tails"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    for threads in [1usize, 2] {
+        let opts = LoadOptions {
+            threads: Some(threads),
+        };
+        let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
+        assert_eq!(
+            m.fused_layers(),
+            [
+                ("normalize", "a_uint8"),
+                ("conv0", "prelu"),
+                ("conv1", "silu_uint8")
+            ]
+        );
+        let mut s = Session::new(
+            g.clone(),
+            SessionOptions {
+                threads: Some(threads),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.fused_nodes(), m.fused_layers());
+        for seed in 0..4 {
+            let img: Vec<u8> = values(H * W * 3, seed, 0, 255)
+                .into_iter()
+                .map(|v| v as u8)
+                .collect();
+            let x = Value::new(vec![1, H, W, 3], img).unwrap();
+            let want = s.run(vec![x.clone()]).unwrap();
+            let got = m.run(vec![x]).unwrap();
+            assert_eq!(got, want, "image {seed}, {threads} thread(s)");
+            // And the session's unfused plan, every node alone.
+            s.invoke_with_observer(&mut |_, _, _| {}).unwrap();
+            assert_eq!(vec![s.output(0).unwrap()], want, "unfused, image {seed}");
+            // Not a degenerate output: the values vary.
+            let v = want[0].data.as_u8().unwrap();
+            assert!(v.iter().any(|&e| e != v[0]), "constant output");
+        }
+    }
+}
