@@ -178,9 +178,8 @@ impl PackedQDepthwise {
                     for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
                         let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
                         dw_row8(isa, self, x, h, w, b, oy, &mut acc);
-                        for (a, o) in acc.chunks_exact(cout).zip(dst.chunks_exact_mut(cout)) {
-                            self.rq.row_i32(isa, 0, a, o);
-                        }
+                        // The row's pixels as rows of `cout` channels.
+                        self.rq.block_i32(isa, 0, &acc, cout, ow, cout, dst, cout);
                     }
                 });
             }
@@ -190,9 +189,7 @@ impl PackedQDepthwise {
                     for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
                         let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
                         dw_row16(isa, self, x, h, w, b, oy, &mut acc);
-                        for (a, o) in acc.chunks_exact(cout).zip(dst.chunks_exact_mut(cout)) {
-                            self.rq.row_i64(isa, 0, a, o);
-                        }
+                        self.rq.block_i64(isa, 0, &acc, cout, ow, cout, dst, cout);
                     }
                 });
             }
