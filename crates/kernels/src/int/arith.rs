@@ -8,8 +8,9 @@ use crate::error::{invalid, Result};
 use crate::Element;
 use ipukit_ir::ops::fixed::{OutRange, Requant};
 
-/// Integer activation types of fixed-point tensors: `u8`, `i8`, `i16`, `u16`.
-pub trait QInt: Element + Ord + Into<i32> {
+/// Integer activation types of fixed-point tensors: `u8`, `i8`, `i16`, `u16` (plain data:
+/// buffers of them can be reused as bytes).
+pub trait QInt: Element + Ord + Into<i32> + bytemuck::Pod {
     /// Smallest value.
     const MIN_I32: i32;
     /// Largest value.

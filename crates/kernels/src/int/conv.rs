@@ -530,16 +530,20 @@ impl Ctx<'_> {
                     }
                 }
                 Some(tail) => {
-                    let mut mid = vec![M::default(); chunk.min(rows_total) * cout];
-                    let mut tiles = TailScratch::default();
+                    // The layer's chunk is written by the GEMM before the tail reads it.
+                    let mut tiles = std::mem::take(&mut buf.tail);
+                    let mut store = tiles.take_layer::<M>(chunk.min(rows_total) * cout);
                     while c0 < rows_total {
                         let c1 = (c0 + chunk).min(rows_total);
-                        let mid = &mut mid[..(c1 - c0) * cout];
+                        let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
+                        let mid = &mut all[..(c1 - c0) * cout];
                         self.chunk(x, &map, pad, direct, p0 + c0, mid, &mut scratch, &mut buf);
                         let dst = &mut o[c0 * cout..c1 * cout];
                         errors.keep(tail(mid, dst, &mut tiles));
                         c0 = c1;
                     }
+                    tiles.restore_layer(store);
+                    buf.tail = tiles;
                 }
             }
             *A::scratch(&mut buf) = scratch;

@@ -161,6 +161,28 @@ impl ChannelRequant {
         }
     }
 
+    /// False for an empty block; panics when the parameters do not cover channels
+    /// `c0..c0 + cols` or a buffer (`(length, row stride)`) does not hold every row.
+    fn block_fits(
+        &self,
+        c0: usize,
+        cols: usize,
+        rows: usize,
+        (acc_len, lda): (usize, usize),
+        (out_len, ldc): (usize, usize),
+    ) -> bool {
+        if rows == 0 {
+            return false;
+        }
+        assert!(
+            c0 + cols <= self.mult.len()
+                && acc_len >= (rows - 1) * lda + cols
+                && out_len >= (rows - 1) * ldc + cols,
+            "int epilogue: block"
+        );
+        true
+    }
+
     /// [`ChannelRequant::row_i32`] on `rows` rows of `cols` sums, row `r` at `acc[r · lda..]`
     /// into `out[r · ldc..]`: the AVX-512 path loads each channel group's parameters once.
     #[allow(clippy::too_many_arguments)]
@@ -176,15 +198,9 @@ impl ChannelRequant {
         out: &mut [O],
         ldc: usize,
     ) {
-        if rows == 0 {
+        if !self.block_fits(c0, cols, rows, (acc.len(), lda), (out.len(), ldc)) {
             return;
         }
-        assert!(
-            c0 + cols <= self.mult.len()
-                && acc.len() >= (rows - 1) * lda + cols
-                && out.len() >= (rows - 1) * ldc + cols,
-            "int epilogue: block"
-        );
         #[cfg(target_arch = "x86_64")]
         {
             let width = size_of::<O>();
@@ -228,15 +244,9 @@ impl ChannelRequant {
         out: &mut [O],
         ldc: usize,
     ) {
-        if rows == 0 {
+        if !self.block_fits(c0, cols, rows, (acc.len(), lda), (out.len(), ldc)) {
             return;
         }
-        assert!(
-            c0 + cols <= self.mult.len()
-                && acc.len() >= (rows - 1) * lda + cols
-                && out.len() >= (rows - 1) * ldc + cols,
-            "int epilogue: block"
-        );
         #[cfg(target_arch = "x86_64")]
         {
             let width = size_of::<O>();

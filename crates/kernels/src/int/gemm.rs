@@ -309,6 +309,8 @@ pub(crate) struct TileBuf {
     /// A task's im2col matrix, by element type (see [`AElem::scratch`]).
     scratch_u8: Vec<u8>,
     scratch_i16: Vec<i16>,
+    /// A convolution's element-wise tail: its layer-output chunk and intermediate tiles.
+    pub tail: super::tail::TailScratch,
 }
 
 thread_local! {
@@ -328,6 +330,7 @@ impl TileBuf {
             abytes: Vec::new(),
             scratch_u8: Vec::new(),
             scratch_i16: Vec::new(),
+            tail: Default::default(),
         })
     }
 

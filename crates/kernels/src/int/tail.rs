@@ -393,7 +393,7 @@ impl Tail {
     ) -> Result<()> {
         let n = x.len();
         let rows = n / self.channels.max(1);
-        let tiles = &mut scratch.0;
+        let tiles = &mut scratch.tiles;
         for (i, op) in self.ops.iter().enumerate() {
             let into_out = i + 1 == self.ops.len() && out.is_some();
             if !into_out {
@@ -505,9 +505,32 @@ fn operand<'a>(
     }
 }
 
-/// Intermediate tiles of a [`Tail`], kept by a task between tiles.
+/// Intermediate tiles of a [`Tail`], and the chunk of the layer's output it reads, kept by a
+/// thread between tiles and between layers (in its spare GEMM buffers).
 #[derive(Default)]
-pub(crate) struct TailScratch(Vec<Tile>);
+pub(crate) struct TailScratch {
+    tiles: Vec<Tile>,
+    /// Backing store of the layer's output chunk, in words so that any element type fits.
+    layer: Vec<u64>,
+}
+
+impl TailScratch {
+    /// Takes the layer-output store out (give it back with [`TailScratch::restore_layer`]),
+    /// grown to hold `n` elements of `M`; its contents are unspecified.
+    pub(crate) fn take_layer<M: bytemuck::Pod>(&mut self, n: usize) -> Vec<u64> {
+        let mut v = std::mem::take(&mut self.layer);
+        let words = (n * size_of::<M>()).div_ceil(8);
+        if v.len() < words {
+            v.resize(words, 0);
+        }
+        v
+    }
+
+    /// Keeps the layer-output store for the next chunk or layer.
+    pub(crate) fn restore_layer(&mut self, v: Vec<u64>) {
+        self.layer = v;
+    }
+}
 
 /// The first error of parallel tasks.
 #[derive(Default)]
