@@ -38,7 +38,7 @@ mod report;
 pub use compile::{check_batch, compile, compile_file, write_atomic, CompileOptions, Compiled};
 pub use error::{ImgError, Result};
 pub use format::{BatchMode, Category, Header, Image, MemoryPlan, Metadata, TensorDesc};
-pub use model::{LoadOptions, OfflineModel};
+pub use model::{LoadOptions, OfflineModel, StepTime};
 pub use program::{Exec, Program};
 pub use report::{LayerReport, Report};
 

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Options for loading an image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,19 @@ pub struct LoadOptions {
 struct Table {
     input: DType,
     values: TensorData,
+}
+
+/// The measured wall time of one step of the program ([`OfflineModel::invoke_profiled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTime {
+    /// Name of the step's first node.
+    pub first: String,
+    /// Name of its last node (the first one unless the step is a fused group).
+    pub last: String,
+    /// The operators the step runs, in order.
+    pub ops: Vec<String>,
+    /// Wall time, summed over the batch items.
+    pub time: Duration,
 }
 
 /// What each node runs (built once at load).
@@ -1044,6 +1058,38 @@ impl OfflineModel {
     /// Runs the model on the inputs set with [`OfflineModel::set_input`], one batch item
     /// after the other.
     pub fn invoke(&mut self) -> Result<()> {
+        self.invoke_timed(None)
+    }
+
+    /// Like [`OfflineModel::invoke`], and returns the wall time of every step of the program
+    /// (summed over the batch items): one entry per step, fused groups as one, in program
+    /// order; aliases, which run nothing, are left out. The measured counterpart of the
+    /// compile report's estimated cycles.
+    pub fn invoke_profiled(&mut self) -> Result<Vec<StepTime>> {
+        let mut times = vec![Duration::ZERO; self.steps.len()];
+        self.invoke_timed(Some(&mut times))?;
+        let g = &self.image.program.graph;
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if matches!(s, Step::Skip | Step::Alias) {
+                continue;
+            }
+            let skipped = self.steps[i + 1..]
+                .iter()
+                .take_while(|s| matches!(s, Step::Skip))
+                .count();
+            let nodes = &g.nodes[i..=i + skipped];
+            out.push(StepTime {
+                first: nodes[0].name.clone(),
+                last: nodes[skipped].name.clone(),
+                ops: nodes.iter().map(|n| n.op.name().to_string()).collect(),
+                time: times[i],
+            });
+        }
+        Ok(out)
+    }
+
+    fn invoke_timed(&mut self, mut times: Option<&mut [Duration]>) -> Result<()> {
         self.outputs = None;
         let image = self.image.clone();
         let g = &image.program.graph;
@@ -1066,7 +1112,7 @@ impl OfflineModel {
         let n = n.unwrap_or(1);
         let mut outs: Vec<Vec<u8>> = vec![Vec::new(); g.outputs.len()];
         for item in 0..n {
-            self.run_item(item, &mut outs)?;
+            self.run_item(item, &mut outs, times.as_deref_mut())?;
         }
         let values = g
             .outputs
@@ -1087,7 +1133,12 @@ impl OfflineModel {
         Ok(())
     }
 
-    fn run_item(&mut self, item: usize, outs: &mut [Vec<u8>]) -> Result<()> {
+    fn run_item(
+        &mut self,
+        item: usize,
+        outs: &mut [Vec<u8>],
+        mut times: Option<&mut [Duration]>,
+    ) -> Result<()> {
         let OfflineModel {
             image,
             steps,
@@ -1119,6 +1170,7 @@ impl OfflineModel {
         pool.install(|| -> Result<()> {
             for (i, step) in steps.iter().enumerate() {
                 let node = &g.nodes[i];
+                let start = times.is_some().then(Instant::now);
                 match step {
                     Step::Alias | Step::Skip => {}
                     Step::Kernel(k) => {
@@ -1178,14 +1230,14 @@ impl OfflineModel {
                                 .get_mut(oo..oo + ol)
                                 .ok_or_else(|| no_place(g, *output))?;
                             apply_table_inplace(table, typed_mut(g.tensor(*output).dtype, out)?)?;
-                            continue;
+                        } else {
+                            let (slices, gaps) = split(arena, &[(oo, ol)])?;
+                            let xv = typed(g.tensor(x).dtype, find(&gaps, xo, xl)?)?;
+                            let Some(out) = slices.into_iter().next() else {
+                                return Err(no_place(g, *output));
+                            };
+                            apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
                         }
-                        let (slices, gaps) = split(arena, &[(oo, ol)])?;
-                        let xv = typed(g.tensor(x).dtype, find(&gaps, xo, xl)?)?;
-                        let Some(out) = slices.into_iter().next() else {
-                            return Err(no_place(g, *output));
-                        };
-                        apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
                     }
                     Step::ConvTail {
                         kernel,
@@ -1232,6 +1284,9 @@ impl OfflineModel {
                         lut.run_mul(attrs, xv, out)
                             .map_err(|e| kernel_error(g, *mul, e))?;
                     }
+                }
+                if let (Some(start), Some(times)) = (start, times.as_deref_mut()) {
+                    times[i] += start.elapsed();
                 }
             }
             Ok(())

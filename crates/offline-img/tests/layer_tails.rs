@@ -218,3 +218,40 @@ fn fused_layer_groups_are_bit_exact_with_the_session() {
         }
     }
 }
+
+/// The profiled run gives the outputs of a plain run and one timed row per step, fused groups
+/// as one row naming their first and last node and listing their operators.
+#[test]
+fn profiled_runs_time_every_step_once() {
+    let g = tails_graph();
+    let c = compile(
+        &g,
+        &SimMetadata::new(Stage::Fixed, "tails"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let mut m = OfflineModel::from_bytes(&c.bytes, &LoadOptions { threads: Some(2) }).unwrap();
+    let img: Vec<u8> = values(H * W * 3, 7, 0, 255)
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
+    let x = Value::new(vec![1, H, W, 3], img).unwrap();
+    let want = m.run(vec![x.clone()]).unwrap();
+    m.set_input(0, x).unwrap();
+    let steps = m.invoke_profiled().unwrap();
+    assert_eq!(vec![m.output(0).unwrap()], want);
+    let groups: Vec<(&str, &str)> = steps
+        .iter()
+        .filter(|s| s.first != s.last)
+        .map(|s| (s.first.as_str(), s.last.as_str()))
+        .collect();
+    assert_eq!(groups, m.fused_layers());
+    // Every node of the graph is in exactly one row.
+    let ops: usize = steps.iter().map(|s| s.ops.len()).sum();
+    assert_eq!(ops, g.nodes.len());
+    assert_eq!(steps[0].ops, ["InputNormalize", "QRescale"]);
+    assert!(steps.iter().any(|s| !s.time.is_zero()));
+    // Before any input is set, profiling fails like invoke.
+    let mut fresh = OfflineModel::from_bytes(&c.bytes, &LoadOptions::default()).unwrap();
+    assert!(fresh.invoke_profiled().is_err());
+}
