@@ -892,10 +892,7 @@ impl OfflineModel {
         let mut chains = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
             if matches!(s, Step::Table { .. } | Step::TableMul { .. }) {
-                let skipped = self.steps[i + 1..]
-                    .iter()
-                    .take_while(|s| matches!(s, Step::Skip))
-                    .count();
+                let skipped = self.fused_after(i);
                 chains.push(
                     g.nodes[i..=i + skipped]
                         .iter()
@@ -916,14 +913,19 @@ impl OfflineModel {
         let mut groups = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
             if matches!(s, Step::ConvTail { .. } | Step::InputRescale { .. }) {
-                let skipped = self.steps[i + 1..]
-                    .iter()
-                    .take_while(|s| matches!(s, Step::Skip))
-                    .count();
+                let skipped = self.fused_after(i);
                 groups.push((g.nodes[i].name.as_str(), g.nodes[i + skipped].name.as_str()));
             }
         }
         groups
+    }
+
+    /// How many nodes after step `i` run inside it (the `Skip` steps that follow).
+    fn fused_after(&self, i: usize) -> usize {
+        self.steps[i + 1..]
+            .iter()
+            .take_while(|s| matches!(s, Step::Skip))
+            .count()
     }
 
     /// Batch mode of the image.
@@ -1074,10 +1076,7 @@ impl OfflineModel {
             if matches!(s, Step::Skip | Step::Alias) {
                 continue;
             }
-            let skipped = self.steps[i + 1..]
-                .iter()
-                .take_while(|s| matches!(s, Step::Skip))
-                .count();
+            let skipped = self.fused_after(i);
             let nodes = &g.nodes[i..=i + skipped];
             out.push(StepTime {
                 first: nodes[0].name.clone(),
