@@ -21,7 +21,8 @@ fn main() -> Result<(), String> {
     let runs: usize = rest
         .first()
         .map_or(Ok(50), |r| r.parse())
-        .map_err(|e| format!("RUNS: {e}"))?;
+        .map_err(|e| format!("RUNS: {e}"))?
+        .max(1);
     let threads = rest
         .get(1)
         .map(|t| t.parse().map_err(|e| format!("THREADS: {e}")))
