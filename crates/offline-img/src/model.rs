@@ -69,27 +69,40 @@ enum Step {
         mul: usize,
         output: TensorId,
     },
-    /// A `QConv2d` and the element-wise nodes after it (`ipukit_runtime::conv_tail`), run on
-    /// each chunk of the convolution's output while in cache; the nodes' own outputs but
-    /// the last are never written.
-    ConvTail {
-        kernel: NodeKernel,
-        tail: Arc<Tail>,
+    /// A layer fused with the nodes after it ([`FusedLayer`]), run from its input's place
+    /// into the last node's output place.
+    Fused {
+        layer: FusedLayer,
         input: TensorId,
         output: TensorId,
         /// The memory plan (made for the unfused nodes) lets the output overlap the input:
         /// the result goes through a staging buffer.
         staged: bool,
     },
+    Skip,
+}
+
+/// What a [`Step::Fused`] runs.
+#[derive(Debug, Clone)]
+enum FusedLayer {
+    /// A `QConv2d` and the element-wise nodes after it (`ipukit_runtime::conv_tail`), run on
+    /// each chunk of the convolution's output while in cache; the nodes' own outputs but
+    /// the last are never written.
+    ConvTail { kernel: NodeKernel, tail: Arc<Tail> },
     /// `InputNormalize` and the `QRescale` that alone reads it, as one table per channel.
     InputRescale {
         kernel: NodeKernel,
         rescale: QRescale,
-        input: TensorId,
-        output: TensorId,
-        staged: bool,
     },
-    Skip,
+}
+
+impl FusedLayer {
+    fn run(&self, x: ValueView<'_>, o: DataMut<'_>) -> std::result::Result<(), RuntimeError> {
+        match self {
+            FusedLayer::ConvTail { kernel, tail } => kernel.run_tail(tail, x, o),
+            FusedLayer::InputRescale { kernel, rescale } => kernel.run_then_rescale(rescale, x, o),
+        }
+    }
 }
 
 /// The activation input of `n` when the loader may put it in a table chain: a `QLut` or
@@ -255,14 +268,11 @@ fn fused_layer(
                 Ok(None) => tail,
                 Err(e) => return Err(kernel_error(g, last, e)),
             };
-            let step = Step::ConvTail {
+            let layer = FusedLayer::ConvTail {
                 kernel: NodeKernel::new(g, node)?,
                 tail,
-                input: x,
-                output,
-                staged: !places_disjoint(place, x, output),
             };
-            Ok(Some((step, last)))
+            Ok(Some((fused_step(place, layer, x, output), last)))
         }
         Op::InputNormalize(_) => {
             let y = node.outputs[0];
@@ -277,16 +287,28 @@ fn fused_layer(
             if !alone || !fusable_run(exec, i + 1, i + 1) {
                 return Ok(None);
             }
-            let step = Step::InputRescale {
+            let layer = FusedLayer::InputRescale {
                 kernel: NodeKernel::new(g, node)?,
                 rescale: r.clone(),
-                input: x,
-                output,
-                staged: !places_disjoint(place, x, output),
             };
-            Ok(Some((step, i + 1)))
+            Ok(Some((fused_step(place, layer, x, output), i + 1)))
         }
         _ => Ok(None),
+    }
+}
+
+/// The step running `layer` from `input`'s place into `output`'s, staged when they overlap.
+fn fused_step(
+    place: &[Option<(usize, usize)>],
+    layer: FusedLayer,
+    input: TensorId,
+    output: TensorId,
+) -> Step {
+    Step::Fused {
+        layer,
+        input,
+        output,
+        staged: !places_disjoint(place, input, output),
     }
 }
 
@@ -912,7 +934,7 @@ impl OfflineModel {
         let g = &self.image.program.graph;
         let mut groups = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
-            if matches!(s, Step::ConvTail { .. } | Step::InputRescale { .. }) {
+            if matches!(s, Step::Fused { .. }) {
                 let skipped = self.fused_after(i);
                 groups.push((g.nodes[i].name.as_str(), g.nodes[i + skipped].name.as_str()));
             }
@@ -1238,28 +1260,15 @@ impl OfflineModel {
                             apply_table(table, xv, typed_mut(g.tensor(*output).dtype, out)?)?;
                         }
                     }
-                    Step::ConvTail {
-                        kernel,
-                        tail,
+                    Step::Fused {
+                        layer,
                         input,
                         output,
                         staged,
                     } => {
                         let io = (*input, *output);
                         run_fused(g, place, arena, staging, io, *staged, |x, o| {
-                            kernel.run_tail(tail, x, o)
-                        })?;
-                    }
-                    Step::InputRescale {
-                        kernel,
-                        rescale,
-                        input,
-                        output,
-                        staged,
-                    } => {
-                        let io = (*input, *output);
-                        run_fused(g, place, arena, staging, io, *staged, |x, o| {
-                            kernel.run_then_rescale(rescale, x, o)
+                            layer.run(x, o)
                         })?;
                     }
                     Step::TableMul {
