@@ -31,6 +31,7 @@ mod codec;
 mod compile;
 mod error;
 pub mod format;
+mod fusion;
 mod model;
 mod program;
 mod report;

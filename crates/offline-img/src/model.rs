@@ -3,6 +3,7 @@
 
 use crate::error::{ImgError, Result};
 use crate::format::{self, BatchMode, Image};
+use crate::fusion::{fused_groups, FusedGroup, GroupKind};
 use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
 use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
@@ -75,9 +76,6 @@ enum Step {
         layer: FusedLayer,
         input: TensorId,
         output: TensorId,
-        /// The memory plan (made for the unfused nodes) lets the output overlap the input:
-        /// the result goes through a staging buffer.
-        staged: bool,
     },
     Skip,
 }
@@ -220,96 +218,58 @@ fn places_disjoint(place: &[Option<(usize, usize)>], a: TensorId, b: TensorId) -
     }
 }
 
-/// The nodes `first..=last` may run fused: each is a kernel or a whole table chain (no chain
-/// continues past `last`).
-fn fusable_run(exec: &[Exec], first: usize, last: usize) -> bool {
-    exec[first..=last]
-        .iter()
-        .all(|e| matches!(e, Exec::Kernel | Exec::TableHead | Exec::TableLink))
-        && exec[first] != Exec::TableLink
-        && exec.get(last + 1) != Some(&Exec::TableLink)
-}
-
-/// A layer fused with what follows it, found at load (the runtime's fusions, so that the
-/// image runs at least as fast as fixed.sim): a `QConv2d` with its element-wise tail, or
-/// `InputNormalize` with the `QRescale` after it. Returns the step and its last node; `None`
-/// when node `i` starts no such group.
-fn fused_layer(
+/// The step running the fused group that starts at node `i` (found by
+/// [`crate::fusion::fused_groups`]), from the first node's input to the last one's output;
+/// the memory plan keeps the two apart.
+fn fused_step(
     g: &Graph,
-    exec: &[Exec],
     place: &[Option<(usize, usize)>],
-    readers: &[usize],
-    graph_outputs: &HashSet<TensorId>,
     i: usize,
-) -> Result<Option<(Step, usize)>> {
+    group: &FusedGroup,
+) -> Result<Step> {
     let node = &g.nodes[i];
-    if exec[i] != Exec::Kernel || node.inputs.is_empty() || node.outputs.len() != 1 {
-        return Ok(None);
-    }
-    let x = node.inputs[0];
-    match &node.op {
-        Op::QConv2d(_) => {
-            let Some(t) = ipukit_runtime::conv_tail(g, i, graph_outputs, &|_| None) else {
-                return Ok(None);
-            };
-            let last = t.last_node();
-            let output = g.nodes[last].outputs[0];
-            if !fusable_run(exec, i + 1, last) {
-                return Ok(None);
-            }
+    let (Some(&input), Some(&output)) = (node.inputs.first(), g.nodes[group.last].outputs.first())
+    else {
+        return Err(crate::error::corrupt(
+            "program",
+            format!("fused node '{}' without input or output", node.name),
+        ));
+    };
+    let kernel = NodeKernel::new(g, node)?;
+    let layer = match &group.kind {
+        GroupKind::LayerTail(t) => {
             // Specializations the compiled program gets over fixed.sim's literal graph: a
             // PReLU block in one pass, a trailing chain as one table.
             let tail = match t.tail.fuse_prelu() {
                 Some(fused) => Arc::new(fused),
-                None => t.tail,
+                None => t.tail.clone(),
             };
             let tail = match tail.tabulate_suffix() {
                 Ok(Some(tail)) => Arc::new(tail),
                 Ok(None) => tail,
-                Err(e) => return Err(kernel_error(g, last, e)),
+                Err(e) => return Err(kernel_error(g, group.last, e)),
             };
-            let layer = FusedLayer::ConvTail {
-                kernel: NodeKernel::new(g, node)?,
-                tail,
-            };
-            Ok(Some((fused_step(place, layer, x, output), last)))
+            FusedLayer::ConvTail { kernel, tail }
         }
-        Op::InputNormalize(_) => {
-            let y = node.outputs[0];
-            let Some(next) = g.nodes.get(i + 1) else {
-                return Ok(None);
-            };
-            let Op::QRescale(r) = &next.op else {
-                return Ok(None);
-            };
-            let output = next.outputs[0];
-            let alone = next.inputs == [y] && readers[y.0] == 1 && !graph_outputs.contains(&y);
-            if !alone || !fusable_run(exec, i + 1, i + 1) {
-                return Ok(None);
-            }
-            let layer = FusedLayer::InputRescale {
-                kernel: NodeKernel::new(g, node)?,
-                rescale: r.clone(),
-            };
-            Ok(Some((fused_step(place, layer, x, output), i + 1)))
-        }
-        _ => Ok(None),
+        GroupKind::InputRescale(rescale) => FusedLayer::InputRescale {
+            kernel,
+            rescale: rescale.clone(),
+        },
+    };
+    if !places_disjoint(place, input, output) {
+        return Err(crate::error::corrupt(
+            "memory plan",
+            format!(
+                "fused step '{}' .. '{}' writes over its input",
+                node.name, g.nodes[group.last].name
+            ),
+        ));
     }
-}
-
-/// The step running `layer` from `input`'s place into `output`'s, staged when they overlap.
-fn fused_step(
-    place: &[Option<(usize, usize)>],
-    layer: FusedLayer,
-    input: TensorId,
-    output: TensorId,
-) -> Step {
-    Step::Fused {
+    Ok(Step::Fused {
         layer,
         input,
         output,
-        staged: !places_disjoint(place, input, output),
-    }
+    })
 }
 
 /// A table chain found at load time.
@@ -423,8 +383,6 @@ pub struct OfflineModel {
     threads: usize,
     arena: Vec<u64>,
     scratch: Vec<f32>,
-    /// Output of fused steps whose output place overlaps their input's.
-    staging: Vec<u64>,
     inputs: Vec<Option<(usize, TensorData)>>,
     outputs: Option<Vec<Value>>,
 }
@@ -753,13 +711,14 @@ impl OfflineModel {
         let graph_outputs: HashSet<TensorId> = g.outputs.iter().copied().collect();
         let exec = &image.program.exec;
         let place = &image.plan.place;
+        let groups = fused_groups(&image.program);
         let mut i = 0;
         while i < g.nodes.len() {
             let node = &g.nodes[i];
-            if let Some((step, last)) = fused_layer(g, exec, place, &readers, &graph_outputs, i)? {
-                steps.push(step);
-                steps.extend((i..last).map(|_| Step::Skip));
-                i = last + 1;
+            if let Some(group) = &groups[i] {
+                steps.push(fused_step(g, place, i, group)?);
+                steps.extend((i..group.last).map(|_| Step::Skip));
+                i = group.last + 1;
                 continue;
             }
             if let Some(chain) = load_chain(g, exec, place, &readers, &graph_outputs, i)? {
@@ -854,7 +813,6 @@ impl OfflineModel {
             threads,
             arena: vec![0u64; words],
             scratch: Vec::new(),
-            staging: Vec::new(),
             inputs: vec![None; n_in],
             outputs: None,
         })
@@ -880,7 +838,6 @@ impl OfflineModel {
             threads,
             arena: vec![0u64; self.arena.len()],
             scratch: Vec::new(),
-            staging: Vec::new(),
             inputs: vec![None; self.inputs.len()],
             outputs: None,
         })
@@ -1166,7 +1123,6 @@ impl OfflineModel {
             pool,
             arena,
             scratch,
-            staging,
             inputs,
             ..
         } = self;
@@ -1264,12 +1220,21 @@ impl OfflineModel {
                         layer,
                         input,
                         output,
-                        staged,
                     } => {
-                        let io = (*input, *output);
-                        run_fused(g, place, arena, staging, io, *staged, |x, o| {
-                            layer.run(x, o)
-                        })?;
+                        let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, *input))?;
+                        let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
+                        let (slices, gaps) = split(arena, &[(oo, ol)])?;
+                        let (xt, ot) = (g.tensor(*input), g.tensor(*output));
+                        let xv = ValueView {
+                            shape: &xt.shape,
+                            data: typed(xt.dtype, find(&gaps, xo, xl)?)?,
+                        };
+                        let Some(out) = slices.into_iter().next() else {
+                            return Err(no_place(g, *output));
+                        };
+                        layer
+                            .run(xv, typed_mut(ot.dtype, out)?)
+                            .map_err(ImgError::Runtime)?;
                     }
                     Step::TableMul {
                         lut,
@@ -1344,67 +1309,6 @@ impl OfflineModel {
             .map(|i| self.output(i))
             .collect()
     }
-}
-
-/// Runs a fused step from its input's place into its output's place; when the two overlap,
-/// the smaller of them goes through `staging`.
-fn run_fused(
-    g: &Graph,
-    place: &[Option<(usize, usize)>],
-    arena: &mut [u8],
-    staging: &mut Vec<u64>,
-    (input, output): (TensorId, TensorId),
-    staged: bool,
-    run: impl FnOnce(ValueView<'_>, DataMut<'_>) -> std::result::Result<(), RuntimeError>,
-) -> Result<()> {
-    let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, input))?;
-    let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, output))?;
-    let (xt, ot) = (g.tensor(input), g.tensor(output));
-    if staged && xl < ol {
-        // The smaller copy: the input into staging, then straight into the output's place.
-        if staging.len() * 8 < xl {
-            staging.resize(xl.div_ceil(8), 0);
-        }
-        let x = arena.get(xo..xo + xl).ok_or_else(|| no_place(g, input))?;
-        let copy: &mut [u8] = &mut bytemuck::cast_slice_mut(staging.as_mut_slice())[..xl];
-        copy.copy_from_slice(x);
-        let xv = ValueView {
-            shape: &xt.shape,
-            data: typed(xt.dtype, &bytemuck::cast_slice(staging.as_slice())[..xl])?,
-        };
-        let out = arena
-            .get_mut(oo..oo + ol)
-            .ok_or_else(|| no_place(g, output))?;
-        run(xv, typed_mut(ot.dtype, out)?)?;
-        return Ok(());
-    }
-    if staged {
-        if staging.len() * 8 < ol {
-            staging.resize(ol.div_ceil(8), 0);
-        }
-        let out: &mut [u8] = &mut bytemuck::cast_slice_mut(staging.as_mut_slice())[..ol];
-        let x = arena.get(xo..xo + xl).ok_or_else(|| no_place(g, input))?;
-        let xv = ValueView {
-            shape: &xt.shape,
-            data: typed(xt.dtype, x)?,
-        };
-        run(xv, typed_mut(ot.dtype, out)?)?;
-        arena
-            .get_mut(oo..oo + ol)
-            .ok_or_else(|| no_place(g, output))?
-            .copy_from_slice(&bytemuck::cast_slice(staging.as_slice())[..ol]);
-        return Ok(());
-    }
-    let (slices, gaps) = split(arena, &[(oo, ol)])?;
-    let xv = ValueView {
-        shape: &xt.shape,
-        data: typed(xt.dtype, find(&gaps, xo, xl)?)?,
-    };
-    let Some(out) = slices.into_iter().next() else {
-        return Err(no_place(g, output));
-    };
-    run(xv, typed_mut(ot.dtype, out)?)?;
-    Ok(())
 }
 
 fn kernel_error(g: &Graph, node: usize, source: ipukit_kernels::KernelError) -> ImgError {

@@ -90,7 +90,9 @@ fn chain_internal(p: &Program, producer: &[Option<usize>], t: TensorId) -> bool 
 
 /// Computes buffer groups and lifetimes (`docs/offline-img.md` §6): a tensor is live from the
 /// step that writes it (graph inputs from step 0) to the last step that reads it (graph
-/// outputs to the end), both inclusive; an alias joins its input's group.
+/// outputs to the end), both inclusive; an alias joins its input's group. A table chain
+/// or a fused layer group ([`crate::fusion`]) writes its result at its first node and its
+/// intermediate values nowhere.
 pub(crate) fn liveness(p: &Program) -> Liveness {
     let g = &p.graph;
     let n_steps = g.nodes.len();
@@ -98,6 +100,15 @@ pub(crate) fn liveness(p: &Program) -> Liveness {
     for (i, n) in g.nodes.iter().enumerate() {
         for &o in &n.outputs {
             producer[o.0] = Some(i);
+        }
+    }
+    // For each member of a fused group: the group's first and last node.
+    let mut fused: Vec<Option<(usize, usize)>> = vec![None; n_steps];
+    for (i, group) in crate::fusion::fused_groups(p).iter().enumerate() {
+        if let Some(group) = group {
+            for f in &mut fused[i..=group.last] {
+                *f = Some((i, group.last));
+            }
         }
     }
     let mut group: Vec<Option<usize>> = vec![None; g.tensors.len()];
@@ -113,17 +124,20 @@ pub(crate) fn liveness(p: &Program) -> Liveness {
     }
     let mut head = 0;
     for (i, n) in g.nodes.iter().enumerate() {
-        // A chain runs as one step at its head: its result is written there.
-        if p.exec[i] != Exec::TableLink {
+        // A chain or a group runs as one step at its head: its result is written there.
+        if let Some((first, _)) = fused[i] {
+            head = first;
+        } else if p.exec[i] != Exec::TableLink {
             head = i;
         }
+        let group_internal = fused[i].is_some_and(|(_, last)| i != last);
         for &t in &n.inputs {
             if let Some(gr) = group[t.0] {
                 groups[gr].1 = groups[gr].1.max(i);
             }
         }
         for &o in &n.outputs {
-            if chain_internal(p, &producer, o) || g.tensor(o).is_const() {
+            if group_internal || chain_internal(p, &producer, o) || g.tensor(o).is_const() {
                 continue;
             }
             let aliased = (p.exec[i] == Exec::Alias)

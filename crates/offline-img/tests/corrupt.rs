@@ -206,7 +206,7 @@ fn header_checks_use_the_seeds_messages() {
         ),
         (
             "Image Header Version check failed",
-            Box::new(|b: &mut Vec<u8>| b[8] = 2),
+            Box::new(|b: &mut Vec<u8>| b[8] = 1),
         ),
     ];
     for (want, f) in cases {

@@ -1,14 +1,16 @@
 //! Layer groups the loader fuses: `InputNormalize` with the rescale to UINT8 after it (one
 //! table per channel), a convolution with TFLite's PReLU block (one pass per element), and a
-//! convolution with a SiLU and its UINT8 copy (one table): bit-exact with the runtime session,
-//! fused and node by node, on several images and thread counts.
+//! convolution with a SiLU and its UINT8 copy (one table), a depthwise convolution with
+//! MobileNetV3's HardSwish table (which only the image fuses): bit-exact with the runtime
+//! session, fused and node by node, on several images and thread counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use ipukit_ir::ops::fixed::{
-    ImageInput, InputNormalize, OutRange, QBinary, QBinaryKind, QConv2d, QLayer, QRescale, Requant,
+    ImageInput, InputNormalize, OutRange, QBinary, QBinaryKind, QConv2d, QDepthwiseConv2d, QLayer,
+    QRescale, Requant,
 };
-use ipukit_ir::ops::{Conv2d, FusedActivation, Padding2d};
+use ipukit_ir::ops::{Conv2d, DepthwiseConv2d, FusedActivation, Padding2d};
 use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
 use ipukit_kernels::int::build_lut;
 use ipukit_offline_img::{compile, CompileOptions, LoadOptions, OfflineModel};
@@ -254,4 +256,114 @@ fn profiled_runs_time_every_step_once() {
     // Before any input is set, profiling fails like invoke.
     let mut fresh = OfflineModel::from_bytes(&c.bytes, &LoadOptions::default()).unwrap();
     assert!(fresh.invoke_profiled().is_err());
+}
+
+/// image → normalize → UINT8 → conv (8-bit, to INT16) → depthwise 5×5 (16-bit) → HardSwish
+/// table and its square (the tail), then a sum with the depthwise layer's input (which ends
+/// the tail: it reads a value from outside).
+fn depthwise_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("image", DType::U8, vec![1, H, W, 3]);
+    let norm = Op::InputNormalize(InputNormalize {
+        image: ImageInput::Interleaved,
+        source_channel: vec![0, 1, 2],
+        mean_q: vec![32640; 3],
+        requant: vec![rq(0.5); 3],
+    });
+    let a = g.add_node("normalize", norm, vec![x], &["a"]).unwrap()[0];
+    let b = rescale(&mut g, "a_uint8", a, to_u8(1.0 / 256.0));
+    let c = conv(&mut g, "conv0", b, 16, OutRange::full(DType::I16, 0));
+    let w: Vec<i16> = values(25 * 16, 11, -32767, 32767)
+        .into_iter()
+        .map(|v| v as i16)
+        .collect();
+    let wt = g.add_const("dw_w", vec![1, 5, 5, 16], w.into()).unwrap();
+    let dw = Op::QDepthwiseConv2d(QDepthwiseConv2d {
+        conv: DepthwiseConv2d {
+            strides: [1, 1],
+            dilations: [1, 1],
+            padding: Padding2d {
+                top: 2,
+                left: 2,
+                bottom: 2,
+                right: 2,
+            },
+            depth_multiplier: 1,
+            activation: FusedActivation::None,
+        },
+        layer: QLayer {
+            input_zero_point: 0,
+            requant: (0..16).map(|k| rq(2e-5 * (1.0 + k as f64 / 4.0))).collect(),
+            out_dtype: DType::I16,
+            out: OutRange::full(DType::I16, 0),
+        },
+    });
+    let d = g.add_node("dw", dw, vec![c, wt], &["dw_out"]).unwrap()[0];
+    let hswish = build_lut(
+        |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0,
+        8.0 / 32767.0,
+        8.0 / 32767.0,
+    );
+    let h = g
+        .add_node("hswish", Op::QLut(hswish), vec![d], &["h"])
+        .unwrap()[0];
+    let sq = binary(&mut g, "square", QBinaryKind::Mul(rq(1.0 / 32768.0)), h, h);
+    let add = QBinaryKind::Add {
+        ma: 1 << 19,
+        mb: 1 << 19,
+        shift: 20,
+    };
+    let y = binary(&mut g, "sum", add, sq, c);
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+/// Only the image fuses a depthwise layer with its tail; its integers stay the session's, and
+/// the memory plan gives the never-written layer output no place.
+#[test]
+fn depthwise_tails_are_fused_in_the_image_only() {
+    let g = depthwise_graph();
+    let c = compile(
+        &g,
+        &SimMetadata::new(Stage::Fixed, "dw"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let dw_out = g.tensors.iter().position(|t| t.name == "dw_out").unwrap();
+    let plan = &c.image.plan.place;
+    assert_eq!(plan[dw_out], None, "a group-internal value has a place");
+    for threads in [1usize, 2] {
+        let opts = LoadOptions {
+            threads: Some(threads),
+        };
+        let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
+        assert_eq!(
+            m.fused_layers(),
+            [("normalize", "a_uint8"), ("dw", "square")]
+        );
+        let mut s = Session::new(
+            g.clone(),
+            SessionOptions {
+                threads: Some(threads),
+            },
+        )
+        .unwrap();
+        assert!(s.fused_nodes().iter().all(|&(first, _)| first != "dw"));
+        for seed in 0..3 {
+            let img: Vec<u8> = values(H * W * 3, seed, 0, 255)
+                .into_iter()
+                .map(|v| v as u8)
+                .collect();
+            let x = Value::new(vec![1, H, W, 3], img).unwrap();
+            let want = s.run(vec![x.clone()]).unwrap();
+            assert_eq!(
+                m.run(vec![x]).unwrap(),
+                want,
+                "image {seed}, {threads} thread(s)"
+            );
+            let v = want[0].data.as_i16().unwrap();
+            assert!(v.iter().any(|&e| e != v[0]), "constant output");
+        }
+    }
 }

@@ -415,20 +415,57 @@ fn resize_nearest(op: &Op, r: &Resize, x: ValueView<'_>, out: &mut DataMut<'_>) 
     }
 }
 
-/// A packed `QConv2d` followed by its element-wise `tail`, for every input and output type
-/// the two take.
+/// A packed layer that runs with an element-wise tail ([`PackedQConv::run_tail`],
+/// [`PackedQDepthwise::run_tail`]).
+pub(crate) trait TailLayer {
+    /// The layer then `tail`, from `x` into `out`.
+    fn run_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+    ) -> Result<()>;
+}
+
+impl TailLayer for PackedQConv {
+    fn run_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+    ) -> Result<()> {
+        PackedQConv::run_tail(self, x, x_shape, tail, out)
+    }
+}
+
+impl TailLayer for PackedQDepthwise {
+    fn run_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+    ) -> Result<()> {
+        PackedQDepthwise::run_tail(self, x, x_shape, tail, out)
+    }
+}
+
+/// A packed layer followed by its element-wise `tail`, for every input and output type the
+/// two take.
 pub(crate) fn run_conv_tail(
     op: &Op,
-    conv: &PackedQConv,
+    layer: &impl TailLayer,
     tail: &Tail,
     x: ValueView<'_>,
     out: DataMut<'_>,
 ) -> Result<()> {
     match (x.data, out) {
-        (DataRef::U8(xs), DataMut::U8(o)) => conv.run_tail(xs, x.shape, tail, o),
-        (DataRef::U8(xs), DataMut::I16(o)) => conv.run_tail(xs, x.shape, tail, o),
-        (DataRef::I16(xs), DataMut::U8(o)) => conv.run_tail(xs, x.shape, tail, o),
-        (DataRef::I16(xs), DataMut::I16(o)) => conv.run_tail(xs, x.shape, tail, o),
+        (DataRef::U8(xs), DataMut::U8(o)) => layer.run_tail(xs, x.shape, tail, o),
+        (DataRef::U8(xs), DataMut::I16(o)) => layer.run_tail(xs, x.shape, tail, o),
+        (DataRef::I16(xs), DataMut::U8(o)) => layer.run_tail(xs, x.shape, tail, o),
+        (DataRef::I16(xs), DataMut::I16(o)) => layer.run_tail(xs, x.shape, tail, o),
         (d, _) => Err(unsupported(op, d.dtype())),
     }
 }

@@ -113,9 +113,9 @@ impl NodeKernel {
         exec::execute(&self.op, inputs, &mut slots, scratch).map_err(err)
     }
 
-    /// Runs the node, a `QConv2d`, followed by `tail` (see [`crate::conv_tail`]): `x` is the
-    /// activation input, `out` the tail's output. The same integers as the node then each
-    /// operator of the tail.
+    /// Runs the node, a `QConv2d` or `QDepthwiseConv2d`, followed by `tail` (see
+    /// [`crate::layer_tail`]): `x` is the activation input, `out` the tail's output. The same
+    /// integers as the node then each operator of the tail.
     pub fn run_tail(&self, tail: &Tail, x: ValueView<'_>, out: DataMut<'_>) -> Result<()> {
         let err = |source: KernelError| RuntimeError::Kernel {
             node: self.name.clone(),
@@ -124,11 +124,15 @@ impl NodeKernel {
         };
         match &self.packed {
             Some(QPacked::Conv(c)) => {
-                crate::fixed::run_conv_tail(&self.op, c, tail, x, out).map_err(err)
+                crate::fixed::run_conv_tail(&self.op, c.as_ref(), tail, x, out).map_err(err)
+            }
+            Some(QPacked::Depthwise(d)) => {
+                crate::fixed::run_conv_tail(&self.op, d.as_ref(), tail, x, out).map_err(err)
             }
             _ => Err(err(KernelError::Invalid {
                 op: self.op.name(),
-                reason: "an element-wise tail follows only a QConv2d with constant weights".into(),
+                reason: "an element-wise tail follows only a convolution with constant weights"
+                    .into(),
             })),
         }
     }

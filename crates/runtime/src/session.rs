@@ -703,8 +703,14 @@ fn run_step(
                         reason: "no output".into(),
                     }));
                 };
-                crate::fixed::run_conv_tail(&node.op, c, tail, views[0], o.view_mut(out_lens[0]))
-                    .map_err(err)
+                crate::fixed::run_conv_tail(
+                    &node.op,
+                    c.as_ref(),
+                    tail,
+                    views[0],
+                    o.view_mut(out_lens[0]),
+                )
+                .map_err(err)
             }
             Kind::InputRescale(a, r) => {
                 let Some(o) = outs.get_mut(0) else {

@@ -41,6 +41,7 @@ fn channel_constant(graph: &Graph, t: TensorId, channels: usize) -> Option<Vec<i
 /// The tail after node `i` when it is a `QConv2d` whose output only element-wise nodes read
 /// (`None` otherwise). `outputs` are the graph outputs, which a tail may produce only as its
 /// result; `lut` gives the packed table of a `QLut` node when the caller already has one.
+/// This is the fusion the session makes.
 pub fn conv_tail(
     graph: &Graph,
     i: usize,
@@ -48,7 +49,23 @@ pub fn conv_tail(
     lut: &dyn Fn(usize) -> Option<Arc<PackedQLut>>,
 ) -> Option<LayerTail> {
     let node = graph.nodes.get(i)?;
-    if !matches!(node.op, Op::QConv2d(_)) || node.outputs.len() != 1 {
+    if !matches!(node.op, Op::QConv2d(_)) {
+        return None;
+    }
+    layer_tail(graph, i, outputs, lut)
+}
+
+/// [`conv_tail`], also after a `QDepthwiseConv2d` (the compiled image's fusion: the
+/// session runs depthwise layers and their tails as separate nodes).
+pub fn layer_tail(
+    graph: &Graph,
+    i: usize,
+    outputs: &HashSet<TensorId>,
+    lut: &dyn Fn(usize) -> Option<Arc<PackedQLut>>,
+) -> Option<LayerTail> {
+    let node = graph.nodes.get(i)?;
+    let layer = matches!(node.op, Op::QConv2d(_) | Op::QDepthwiseConv2d(_));
+    if !layer || node.outputs.len() != 1 {
         return None;
     }
     let y = node.outputs[0];

@@ -15,7 +15,7 @@ use super::depthwise::PackedQDepthwise;
 use super::epilogue::{Bias, ChannelRequant};
 use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, TileBuf};
 use super::isa::Isa;
-use super::tail::{FirstError, Tail, TailScratch};
+use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
@@ -357,23 +357,7 @@ impl PackedQConv {
         tail: &Tail,
         out: &mut [O],
     ) -> Result<()> {
-        const OP: &str = "QConv2d";
-        if tail.channels() != self.cout {
-            return Err(invalid(
-                OP,
-                format!(
-                    "a tail for {} channels after {}",
-                    tail.channels(),
-                    self.cout
-                ),
-            ));
-        }
-        if tail.out_dtype() != O::DTYPE {
-            return Err(invalid(
-                OP,
-                format!("a tail to {} written into {}", tail.out_dtype(), O::DTYPE),
-            ));
-        }
+        check_tail_fits("QConv2d", tail, self.cout, O::DTYPE)?;
         let isa = self.isa;
         match self.out_dtype {
             DType::U8 => {
@@ -384,7 +368,7 @@ impl PackedQConv {
                 let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
                 self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f))
             }
-            d => Err(invalid(OP, format!("a tail after a {d} output"))),
+            d => Err(invalid("QConv2d", format!("a tail after a {d} output"))),
         }
     }
 
@@ -404,23 +388,7 @@ impl PackedQConv {
         check_len(OP, "output", out.len(), n * oh * ow * cout)?;
         let groups = match &self.imp {
             Impl::Depthwise(d) => {
-                return match tail {
-                    None => d.run(x, x_shape, out),
-                    Some(tail) => {
-                        // The depthwise kernel has no row chunks: whole output, then the tail.
-                        let mut mid = vec![M::default(); out.len()];
-                        d.run(x, x_shape, &mut mid)?;
-                        let errors = FirstError::default();
-                        let step = ((1 << 14) / cout.max(1)).max(1) * cout;
-                        mid.par_chunks(step.max(1))
-                            .zip(out.par_chunks_mut(step.max(1)))
-                            .for_each(|(m, o)| {
-                                let mut tiles = TailScratch::default();
-                                errors.keep(tail(m, o, &mut tiles));
-                            });
-                        errors.into_result()
-                    }
-                };
+                return d.run_inner(x, x_shape, out, tail);
             }
             Impl::Gemm(g) => g,
         };
@@ -460,9 +428,6 @@ impl PackedQConv {
         }
     }
 }
-
-/// A tail applied to rows of the layer's output (`M`) into the final output (`O`).
-type TailFn<'a, M, O> = dyn Fn(&[M], &mut [O], &mut TailScratch) -> Result<()> + Sync + 'a;
 
 /// One run of a GEMM-based convolution.
 struct Ctx<'a> {

@@ -10,8 +10,9 @@
 use super::arith::QInt;
 use super::conv::{check_layer_out, LayerInput, QWeights};
 use super::epilogue::ChannelRequant;
-use super::gemm::{check_int32_bound, Mode};
+use super::gemm::{check_int32_bound, Mode, TileBuf};
 use super::isa::{multiversion, Isa};
+use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::window::{nhwc_with_channels, ConvGeometry};
@@ -23,6 +24,8 @@ use ipukit_ir::DType;
 const BLOCK: usize = 32;
 /// Taps listed per pixel on the fast path (larger kernels take the general loop).
 const MAX_TAPS: usize = 64;
+/// The operator's name in errors.
+const OP: &str = "QDepthwiseConv2d";
 
 /// A [`QDepthwiseConv2d`] with its weights in `[KH, KW, Cout]` order.
 #[derive(Debug, Clone)]
@@ -56,7 +59,6 @@ impl PackedQDepthwise {
         weights: QWeights<'_>,
         weight_shape: &[usize],
     ) -> Result<PackedQDepthwise> {
-        const OP: &str = "QDepthwiseConv2d";
         let c = &attrs.conv;
         if c.activation != FusedActivation::None {
             return Err(invalid(
@@ -147,7 +149,6 @@ impl PackedQDepthwise {
 
     /// Output shape for an NHWC input.
     pub fn output_shape(&self, x_shape: &[usize]) -> Result<[usize; 4]> {
-        const OP: &str = "QDepthwiseConv2d";
         let [n, h, w] = nhwc_with_channels(OP, x_shape, self.cin)?;
         let [oh, ow] = self.geo.out_hw(OP, h, w)?;
         Ok([n, oh, ow, self.cin * self.mult])
@@ -160,39 +161,52 @@ impl PackedQDepthwise {
         x_shape: &[usize],
         out: &mut [O],
     ) -> Result<()> {
-        const OP: &str = "QDepthwiseConv2d";
         check_layer_out::<O>(OP, self.out_dtype, &self.rq.out)?;
+        self.run_inner::<X, O, O>(x, x_shape, out, None)
+    }
+
+    /// Runs the convolution followed by `tail` (built for this layer's output type and
+    /// channel count): `out` has the output shape and the tail's output type, and holds
+    /// exactly what [`PackedQDepthwise::run`] then each operator of the tail would give. The
+    /// layer's output is only ever held a chunk of rows at a time.
+    pub fn run_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+    ) -> Result<()> {
+        check_tail_fits(OP, tail, self.cin * self.mult, O::DTYPE)?;
+        let isa = self.isa;
+        match self.out_dtype {
+            DType::U8 => {
+                let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f))
+            }
+            DType::I16 => {
+                let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f))
+            }
+            d => Err(invalid(OP, format!("a tail after a {d} output"))),
+        }
+    }
+
+    /// [`PackedQDepthwise::run`] (no tail, `M` = `O`) or [`PackedQDepthwise::run_tail`] (`M`
+    /// the layer's output type): each parallel chunk of output rows is computed into `M`
+    /// and, with a tail, goes through it into `out` while in cache.
+    pub(crate) fn run_inner<X: LayerInput, M: QInt, O: QInt>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        out: &mut [O],
+        tail: Option<&TailFn<'_, M, O>>,
+    ) -> Result<()> {
+        check_layer_out::<M>(OP, self.out_dtype, &self.rq.out)?;
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
         check_len(OP, "output", out.len(), n * oh * ow * cout)?;
-        let row = ow * cout;
-        if row == 0 || n * oh == 0 {
-            return Ok(());
-        }
-        let (h, w) = (x_shape[1], x_shape[2]);
-        let isa = self.isa;
         match (self.mode, X::as_u8(x), X::as_i16(x)) {
-            (Mode::Bits8, Some(x), _) => {
-                par::for_rows(out, row, 1 << 13, |r0, chunk| {
-                    let mut acc = vec![0i32; row];
-                    for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
-                        let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
-                        dw_row8(isa, self, x, h, w, b, oy, &mut acc);
-                        // The row's pixels as rows of `cout` channels.
-                        self.rq.block_i32(isa, 0, &acc, cout, ow, cout, dst, cout);
-                    }
-                });
-            }
-            (Mode::Bits16, _, Some(x)) => {
-                par::for_rows(out, row, 1 << 13, |r0, chunk| {
-                    let mut acc = vec![0i64; row];
-                    for (r, dst) in chunk.chunks_exact_mut(row).enumerate() {
-                        let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
-                        dw_row16(isa, self, x, h, w, b, oy, &mut acc);
-                        self.rq.block_i64(isa, 0, &acc, cout, ow, cout, dst, cout);
-                    }
-                });
-            }
+            (Mode::Bits8, Some(_), _) | (Mode::Bits16, _, Some(_)) => {}
             _ => {
                 return Err(invalid(
                     OP,
@@ -200,7 +214,61 @@ impl PackedQDepthwise {
                 ))
             }
         }
-        Ok(())
+        let row = ow * cout;
+        if row == 0 || n * oh == 0 {
+            return Ok(());
+        }
+        let errors = FirstError::default();
+        // Below 32K outputs a second thread costs more (waking it) than it saves here.
+        par::for_rows(out, row, 1 << 15, |r0, chunk| match tail {
+            None => self.rows(x, x_shape, oh, r0, chunk),
+            Some(tail) => {
+                let mut buf = TileBuf::take();
+                let mut tiles = std::mem::take(&mut buf.tail);
+                let mut store = tiles.take_layer::<M>(chunk.len());
+                let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
+                let mid = &mut all[..chunk.len()];
+                self.rows(x, x_shape, oh, r0, mid);
+                errors.keep(tail(mid, chunk, &mut tiles));
+                tiles.restore_layer(store);
+                buf.tail = tiles;
+                TileBuf::recycle(buf);
+            }
+        });
+        errors.into_result()
+    }
+
+    /// Output rows `r0..` (of `ow · cout` elements, `oh` per image) into `dst`; the input's
+    /// type was checked against the mode.
+    fn rows<X: LayerInput, T: QInt>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        oh: usize,
+        r0: usize,
+        dst: &mut [T],
+    ) {
+        let (h, w) = (x_shape[1], x_shape[2]);
+        let cout = self.cin * self.mult;
+        let ow = self.geo.out_hw(OP, h, w).map_or(0, |[_, ow]| ow);
+        let row = ow * cout;
+        let isa = self.isa;
+        if let Some(x) = X::as_u8(x) {
+            let mut acc = vec![0i32; row];
+            for (r, dst) in dst.chunks_exact_mut(row).enumerate() {
+                let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
+                dw_row8(isa, self, x, h, w, b, oy, &mut acc);
+                // The row's pixels as rows of `cout` channels.
+                self.rq.block_i32(isa, 0, &acc, cout, ow, cout, dst, cout);
+            }
+        } else if let Some(x) = X::as_i16(x) {
+            let mut acc = vec![0i64; row];
+            for (r, dst) in dst.chunks_exact_mut(row).enumerate() {
+                let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
+                dw_row16(isa, self, x, h, w, b, oy, &mut acc);
+                self.rq.block_i64(isa, 0, &acc, cout, ow, cout, dst, cout);
+            }
+        }
     }
 }
 
@@ -520,6 +588,102 @@ mod tests {
                 2,
             )
             .unwrap();
+        }
+    }
+
+    /// `run_tail` gives exactly `run` then each operator (MobileNetV3's HardSwish table
+    /// and the rescale to UINT8), in chunks of rows on every ISA and thread count, and
+    /// refuses a tail that does not fit the layer.
+    #[test]
+    fn tails_equal_the_operators_one_by_one() {
+        use crate::int::{qrescale, PackedQLut, TailOp};
+        use ipukit_ir::ops::fixed::{OutRange, QRescale};
+        use std::sync::Arc;
+        let (xs, ws) = ([2usize, 24, 20, 48], [1usize, 3, 3, 48]);
+        let cout = ws[3];
+        for bits16 in [false, true] {
+            let mut rng = Rng::new(7 + bits16 as u64);
+            let attrs = QDepthwiseConv2d {
+                conv: DepthwiseConv2d {
+                    strides: [1, 1],
+                    dilations: [1, 1],
+                    padding: Padding2d {
+                        top: 1,
+                        left: 1,
+                        bottom: 1,
+                        right: 1,
+                    },
+                    depth_multiplier: 1,
+                    activation: FusedActivation::None,
+                },
+                layer: QLayer {
+                    input_zero_point: if bits16 { 0 } else { 131 },
+                    requant: (0..cout)
+                        .map(|_| rng.requant(if bits16 { 31 } else { 17 }))
+                        .collect(),
+                    out_dtype: DType::I16,
+                    out: OutRange::full(DType::I16, 0),
+                },
+            };
+            let data = LayerData::random(&mut rng, xs.iter().product(), ws.iter().product(), cout);
+            let (weights, ..) = data.weights(bits16, true);
+            let lut = Arc::new(PackedQLut::from_outputs(rng.vec(65536)).unwrap());
+            let rescale = QRescale {
+                input_zero_point: 0,
+                positive: vec![rng.requant(2)],
+                negative: vec![rng.requant(2)],
+                out_dtype: DType::U8,
+                out: OutRange {
+                    zero_point: 128,
+                    min: 0,
+                    max: 255,
+                },
+            };
+            let ops = vec![
+                TailOp::Lut(0, lut.clone()),
+                TailOp::Rescale(1, rescale.clone()),
+            ];
+            let tail = Tail::new(DType::I16, cout, ops).unwrap();
+            for isa in Isa::supported() {
+                let p = PackedQDepthwise::with_isa(isa, &attrs, weights, &ws).unwrap();
+                let n = xs[0] * xs[1] * xs[2] * cout;
+                let mut layer = vec![0i16; n];
+                let mut looked = vec![0i16; n];
+                let mut want = vec![0u8; n];
+                if bits16 {
+                    p.run(data.x16(), &xs, &mut layer).unwrap();
+                } else {
+                    p.run(data.x8(), &xs, &mut layer).unwrap();
+                }
+                lut.run(&layer, &mut looked).unwrap();
+                qrescale(&rescale, &looked, &[n / cout, cout], &mut want).unwrap();
+                for threads in [1, 2] {
+                    let got = with_threads(threads, || {
+                        let mut o = vec![0u8; n];
+                        if bits16 {
+                            p.run_tail(data.x16(), &xs, &tail, &mut o).unwrap();
+                        } else {
+                            p.run_tail(data.x8(), &xs, &tail, &mut o).unwrap();
+                        }
+                        o
+                    });
+                    assert_eq!(got, want, "16-bit {bits16}, {isa}, {threads} threads");
+                }
+                // Written as INT16 where the tail gives UINT8; a tail for other channels.
+                let mut wrong = vec![0i16; n];
+                let x16 = data.x16();
+                let x8 = data.x8();
+                let run = |t: &Tail, o: &mut [i16]| {
+                    if bits16 {
+                        p.run_tail(x16, &xs, t, o)
+                    } else {
+                        p.run_tail(x8, &xs, t, o)
+                    }
+                };
+                assert!(run(&tail, &mut wrong).is_err());
+                let narrow = Tail::new(DType::I16, 8, vec![TailOp::Lut(0, lut.clone())]).unwrap();
+                assert!(run(&narrow, &mut wrong).is_err());
+            }
         }
     }
 

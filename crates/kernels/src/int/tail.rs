@@ -532,6 +532,32 @@ impl TailScratch {
     }
 }
 
+/// A tail applied to rows of a layer's output (`M`) into the final output (`O`).
+pub(crate) type TailFn<'a, M, O> =
+    dyn Fn(&[M], &mut [O], &mut TailScratch) -> Result<()> + Sync + 'a;
+
+/// Checks that `tail` follows a layer of `channels` channels and writes `out` elements.
+pub(crate) fn check_tail_fits(
+    op: &'static str,
+    tail: &Tail,
+    channels: usize,
+    out: DType,
+) -> Result<()> {
+    if tail.channels() != channels {
+        return Err(invalid(
+            op,
+            format!("a tail for {} channels after {channels}", tail.channels()),
+        ));
+    }
+    if tail.out_dtype() != out {
+        return Err(invalid(
+            op,
+            format!("a tail to {} written into {out}", tail.out_dtype()),
+        ));
+    }
+    Ok(())
+}
+
 /// The first error of parallel tasks.
 #[derive(Default)]
 pub(crate) struct FirstError(Mutex<Option<KernelError>>);

@@ -1,0 +1,104 @@
+//! The layer groups the loaded program runs as one step (`docs/offline-img.md` §5.3). The
+//! compiler's memory planner, the loader's plan check and the loader find them with the same
+//! rules on the same program, so the plan gives a group's never-written intermediate values
+//! no memory and never lets its output share memory with its input.
+
+use crate::program::{Exec, Program};
+use ipukit_ir::ops::fixed::QRescale;
+use ipukit_ir::{Graph, Op, TensorId};
+use ipukit_runtime::LayerTail;
+use std::collections::HashSet;
+
+/// What a group runs after its first node.
+#[derive(Debug, Clone)]
+pub(crate) enum GroupKind {
+    /// A `QConv2d` or `QDepthwiseConv2d` and its element-wise tail
+    /// ([`ipukit_runtime::layer_tail`]).
+    LayerTail(LayerTail),
+    /// `InputNormalize` and the `QRescale` that alone reads it.
+    InputRescale(QRescale),
+}
+
+/// Nodes `first..=last` run as one step.
+#[derive(Debug, Clone)]
+pub(crate) struct FusedGroup {
+    /// The group's last node, whose output the step writes.
+    pub last: usize,
+    /// What the step runs.
+    pub kind: GroupKind,
+}
+
+/// The nodes `first..=last` may run fused: each is a kernel or a whole table chain (no chain
+/// continues past `last`).
+fn fusable_run(exec: &[Exec], first: usize, last: usize) -> bool {
+    exec[first..=last]
+        .iter()
+        .all(|e| matches!(e, Exec::Kernel | Exec::TableHead | Exec::TableLink))
+        && exec[first] != Exec::TableLink
+        && exec.get(last + 1) != Some(&Exec::TableLink)
+}
+
+/// The group starting at node `i`, if any.
+fn group_at(
+    g: &Graph,
+    exec: &[Exec],
+    readers: &[usize],
+    outputs: &HashSet<TensorId>,
+    i: usize,
+) -> Option<FusedGroup> {
+    let node = &g.nodes[i];
+    if exec[i] != Exec::Kernel || node.inputs.is_empty() || node.outputs.len() != 1 {
+        return None;
+    }
+    match &node.op {
+        Op::QConv2d(_) | Op::QDepthwiseConv2d(_) => {
+            let t = ipukit_runtime::layer_tail(g, i, outputs, &|_| None)?;
+            let last = t.last_node();
+            fusable_run(exec, i + 1, last).then_some(FusedGroup {
+                last,
+                kind: GroupKind::LayerTail(t),
+            })
+        }
+        Op::InputNormalize(_) => {
+            let y = node.outputs[0];
+            let next = g.nodes.get(i + 1)?;
+            let Op::QRescale(r) = &next.op else {
+                return None;
+            };
+            let alone = next.inputs == [y] && readers[y.0] == 1 && !outputs.contains(&y);
+            (alone && next.outputs.len() == 1 && fusable_run(exec, i + 1, i + 1)).then(|| {
+                FusedGroup {
+                    last: i + 1,
+                    kind: GroupKind::InputRescale(r.clone()),
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The group starting at each node (`None` for nodes that start none, including the
+/// members of a group), in program order.
+pub(crate) fn fused_groups(p: &Program) -> Vec<Option<FusedGroup>> {
+    let g = &p.graph;
+    let mut readers = vec![0usize; g.tensors.len()];
+    for n in &g.nodes {
+        for &t in &n.inputs {
+            readers[t.0] += 1;
+        }
+    }
+    let outputs: HashSet<TensorId> = g.outputs.iter().copied().collect();
+    let mut groups = vec![None; g.nodes.len()];
+    let mut i = 0;
+    while i < g.nodes.len() {
+        match group_at(g, &p.exec, &readers, &outputs, i) {
+            Some(group) => {
+                let next = group.last + 1;
+                groups[i] = Some(group);
+                i = next;
+            }
+            None => i += 1,
+        }
+    }
+    groups
+}
