@@ -5,6 +5,7 @@
 
 use crate::program::{Exec, Program};
 use ipukit_ir::ops::fixed::QRescale;
+use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{Graph, Op, TensorId};
 use ipukit_runtime::LayerTail;
 use std::collections::HashSet;
@@ -17,6 +18,14 @@ pub(crate) enum GroupKind {
     LayerTail(LayerTail),
     /// `InputNormalize` and the `QRescale` that alone reads it.
     InputRescale(QRescale),
+    /// A `QConv2d`, the max pool (node `first + 1`) whose windows tile its output and alone
+    /// reads it, and the pool's element-wise tail if any.
+    ConvPool {
+        /// The pool's attributes.
+        pool: Pool2d,
+        /// The tail after the pool.
+        tail: Option<LayerTail>,
+    },
 }
 
 /// Nodes `first..=last` run as one step.
@@ -52,7 +61,9 @@ fn group_at(
     }
     match &node.op {
         Op::QConv2d(_) | Op::QDepthwiseConv2d(_) => {
-            let t = ipukit_runtime::layer_tail(g, i, outputs, &|_| None)?;
+            let Some(t) = ipukit_runtime::layer_tail(g, i, outputs, &|_| None) else {
+                return conv_pool(g, exec, readers, outputs, i);
+            };
             let last = t.last_node();
             fusable_run(exec, i + 1, last).then_some(FusedGroup {
                 last,
@@ -75,6 +86,42 @@ fn group_at(
         }
         _ => None,
     }
+}
+
+/// A `QConv2d` at node `i` whose output only a max pool right after it reads, the pool's
+/// windows tiling that output (so that each chunk of whole window rows pools alone), with
+/// the pool's element-wise tail.
+fn conv_pool(
+    g: &Graph,
+    exec: &[Exec],
+    readers: &[usize],
+    outputs: &HashSet<TensorId>,
+    i: usize,
+) -> Option<FusedGroup> {
+    let node = &g.nodes[i];
+    let y = *node.outputs.first()?;
+    let next = g.nodes.get(i + 1)?;
+    let (Op::QConv2d(_), Op::Pool2d(pool)) = (&node.op, &next.op) else {
+        return None;
+    };
+    let shape = &g.tensor(y).shape;
+    let window = ipukit_kernels::int::tiling_window(pool)?;
+    let tiles = shape.len() == 4
+        && shape[1].is_multiple_of(window[0])
+        && shape[2].is_multiple_of(window[1]);
+    let alone = next.inputs == [y] && readers[y.0] == 1 && !outputs.contains(&y);
+    if !tiles || !alone || next.outputs.len() != 1 || !fusable_run(exec, i + 1, i + 1) {
+        return None;
+    }
+    let tail = ipukit_runtime::elementwise_tail(g, i + 1, outputs, &|_| None)
+        .filter(|t| fusable_run(exec, i + 2, t.last_node()));
+    Some(FusedGroup {
+        last: tail.as_ref().map_or(i + 1, |t| t.last_node()),
+        kind: GroupKind::ConvPool {
+            pool: pool.clone(),
+            tail,
+        },
+    })
 }
 
 /// The group starting at each node (`None` for nodes that start none, including the

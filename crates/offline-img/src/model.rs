@@ -7,6 +7,7 @@ use crate::fusion::{fused_groups, FusedGroup, GroupKind};
 use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
 use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
+use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
 use ipukit_kernels::int::{PackedQLut, Tail};
 use ipukit_runtime::{
@@ -92,6 +93,13 @@ enum FusedLayer {
         kernel: NodeKernel,
         rescale: QRescale,
     },
+    /// A `QConv2d`, the max pool tiling its output and the pool's tail, each chunk of whole
+    /// window rows pooled while in cache; the layer's full output is never written.
+    ConvPool {
+        kernel: NodeKernel,
+        pool: Pool2d,
+        tail: Option<Arc<Tail>>,
+    },
 }
 
 impl FusedLayer {
@@ -99,6 +107,9 @@ impl FusedLayer {
         match self {
             FusedLayer::ConvTail { kernel, tail } => kernel.run_tail(tail, x, o),
             FusedLayer::InputRescale { kernel, rescale } => kernel.run_then_rescale(rescale, x, o),
+            FusedLayer::ConvPool { kernel, pool, tail } => {
+                kernel.run_pool_tail(pool, tail.as_deref(), x, o)
+            }
         }
     }
 }
@@ -236,24 +247,32 @@ fn fused_step(
         ));
     };
     let kernel = NodeKernel::new(g, node)?;
-    let layer = match &group.kind {
-        GroupKind::LayerTail(t) => {
-            // Specializations the compiled program gets over fixed.sim's literal graph: a
-            // PReLU block in one pass, a trailing chain as one table.
-            let tail = match t.tail.fuse_prelu() {
-                Some(fused) => Arc::new(fused),
-                None => t.tail.clone(),
-            };
-            let tail = match tail.tabulate_suffix() {
-                Ok(Some(tail)) => Arc::new(tail),
-                Ok(None) => tail,
-                Err(e) => return Err(kernel_error(g, group.last, e)),
-            };
-            FusedLayer::ConvTail { kernel, tail }
+    // Specializations the compiled program gets over fixed.sim's literal graph: a PReLU
+    // block in one pass, a trailing chain as one table.
+    let specialize = |t: &Arc<Tail>| -> Result<Arc<Tail>> {
+        let tail = match t.fuse_prelu() {
+            Some(fused) => Arc::new(fused),
+            None => t.clone(),
+        };
+        match tail.tabulate_suffix() {
+            Ok(Some(tail)) => Ok(Arc::new(tail)),
+            Ok(None) => Ok(tail),
+            Err(e) => Err(kernel_error(g, group.last, e)),
         }
+    };
+    let layer = match &group.kind {
+        GroupKind::LayerTail(t) => FusedLayer::ConvTail {
+            kernel,
+            tail: specialize(&t.tail)?,
+        },
         GroupKind::InputRescale(rescale) => FusedLayer::InputRescale {
             kernel,
             rescale: rescale.clone(),
+        },
+        GroupKind::ConvPool { pool, tail } => FusedLayer::ConvPool {
+            kernel,
+            pool: pool.clone(),
+            tail: tail.as_ref().map(|t| specialize(&t.tail)).transpose()?,
         },
     };
     if !places_disjoint(place, input, output) {

@@ -1,8 +1,9 @@
 //! Layer groups the loader fuses: `InputNormalize` with the rescale to UINT8 after it (one
 //! table per channel), a convolution with TFLite's PReLU block (one pass per element), and a
 //! convolution with a SiLU and its UINT8 copy (one table), a depthwise convolution with
-//! MobileNetV3's HardSwish table (which only the image fuses): bit-exact with the runtime
-//! session, fused and node by node, on several images and thread counts.
+//! MobileNetV3's HardSwish table and a convolution with the max pool that tiles its output
+//! (which only the image fuses): bit-exact with the runtime session, fused and node by node,
+//! on several images and thread counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -10,7 +11,7 @@ use ipukit_ir::ops::fixed::{
     ImageInput, InputNormalize, OutRange, QBinary, QBinaryKind, QConv2d, QDepthwiseConv2d, QLayer,
     QRescale, Requant,
 };
-use ipukit_ir::ops::{Conv2d, DepthwiseConv2d, FusedActivation, Padding2d};
+use ipukit_ir::ops::{Conv2d, DepthwiseConv2d, FusedActivation, Padding2d, Pool2d, PoolKind};
 use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
 use ipukit_kernels::int::build_lut;
 use ipukit_offline_img::{compile, CompileOptions, LoadOptions, OfflineModel};
@@ -356,6 +357,105 @@ fn depthwise_tails_are_fused_in_the_image_only() {
                 .map(|v| v as u8)
                 .collect();
             let x = Value::new(vec![1, H, W, 3], img).unwrap();
+            let want = s.run(vec![x.clone()]).unwrap();
+            assert_eq!(
+                m.run(vec![x]).unwrap(),
+                want,
+                "image {seed}, {threads} thread(s)"
+            );
+            let v = want[0].data.as_i16().unwrap();
+            assert!(v.iter().any(|&e| e != v[0]), "constant output");
+        }
+    }
+}
+
+fn max_pool(g: &mut Graph, name: &str, x: TensorId, k: usize, stride: usize) -> TensorId {
+    let pad = (k - stride) / 2;
+    let op = Op::Pool2d(Pool2d {
+        kind: PoolKind::Max,
+        kernel: [k, k],
+        strides: [stride, stride],
+        dilations: [1, 1],
+        padding: Padding2d {
+            top: pad,
+            left: pad,
+            bottom: pad,
+            right: pad,
+        },
+        ceil_mode: false,
+    });
+    g.add_node(name, op, vec![x], &[name]).unwrap()[0]
+}
+
+/// image (24×20) → normalize → UINT8 → conv0 → 2×2 max pool → UINT8 → conv1 → 3×3 max pool
+/// of stride 1 (overlapping windows: not fused) → conv2 → 2×2 max pool (the output).
+fn pool_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("image", DType::U8, vec![1, 24, 20, 3]);
+    let norm = Op::InputNormalize(InputNormalize {
+        image: ImageInput::Interleaved,
+        source_channel: vec![2, 1, 0],
+        mean_q: vec![32640; 3],
+        requant: vec![rq(0.5); 3],
+    });
+    let a = g.add_node("normalize", norm, vec![x], &["a"]).unwrap()[0];
+    let b = rescale(&mut g, "a_uint8", a, to_u8(1.0 / 256.0));
+    let full16 = OutRange::full(DType::I16, 0);
+    let c0 = conv(&mut g, "conv0", b, 8, full16);
+    let p0 = max_pool(&mut g, "pool0", c0, 2, 2);
+    let u = rescale(&mut g, "p0_uint8", p0, to_u8(1.0 / 128.0));
+    let c1 = conv(&mut g, "conv1", u, 6, full16);
+    let p1 = max_pool(&mut g, "pool1", c1, 3, 1);
+    let p1u = rescale(&mut g, "p1_uint8", p1, to_u8(1.0 / 128.0));
+    let c2 = conv(&mut g, "conv2", p1u, 4, full16);
+    let y = max_pool(&mut g, "pool2", c2, 2, 2);
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+/// Only the image fuses a convolution with the max pool tiling its output (and the pool's
+/// tail); the integers stay the session's and the layer's own output has no place.
+#[test]
+fn pooled_convolutions_are_fused_in_the_image_only() {
+    let g = pool_graph();
+    let c = compile(
+        &g,
+        &SimMetadata::new(Stage::Fixed, "pools"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let plan = &c.image.plan.place;
+    for name in ["conv0_out", "pool0", "conv2_out"] {
+        let t = g.tensors.iter().position(|t| t.name == name).unwrap();
+        assert_eq!(plan[t], None, "group-internal '{name}' has a place");
+    }
+    for threads in [1usize, 2] {
+        let opts = LoadOptions {
+            threads: Some(threads),
+        };
+        let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
+        assert_eq!(
+            m.fused_layers(),
+            [
+                ("normalize", "a_uint8"),
+                ("conv0", "p0_uint8"),
+                ("conv2", "pool2")
+            ]
+        );
+        let mut s = Session::new(
+            g.clone(),
+            SessionOptions {
+                threads: Some(threads),
+            },
+        )
+        .unwrap();
+        for seed in 0..3 {
+            let img: Vec<u8> = values(24 * 20 * 3, seed, 0, 255)
+                .into_iter()
+                .map(|v| v as u8)
+                .collect();
+            let x = Value::new(vec![1, 24, 20, 3], img).unwrap();
             let want = s.run(vec![x.clone()]).unwrap();
             assert_eq!(
                 m.run(vec![x]).unwrap(),

@@ -14,7 +14,7 @@
 use crate::buffer::DataMut;
 use crate::value::{DataRef, ValueView};
 use ipukit_ir::ops::fixed::{InputNormalize, QRescale};
-use ipukit_ir::ops::{Reduce, ReduceOp, Resize, ResizeMode};
+use ipukit_ir::ops::{Pool2d, Reduce, ReduceOp, Resize, ResizeMode};
 use ipukit_ir::{DType, Op, TensorData};
 use ipukit_kernels::int::{
     self, LayerInput, PackedQConv, PackedQDepthwise, PackedQFullyConnected, PackedQLut,
@@ -466,6 +466,25 @@ pub(crate) fn run_conv_tail(
         (DataRef::U8(xs), DataMut::I16(o)) => layer.run_tail(xs, x.shape, tail, o),
         (DataRef::I16(xs), DataMut::U8(o)) => layer.run_tail(xs, x.shape, tail, o),
         (DataRef::I16(xs), DataMut::I16(o)) => layer.run_tail(xs, x.shape, tail, o),
+        (d, _) => Err(unsupported(op, d.dtype())),
+    }
+}
+
+/// A packed `QConv2d`, the max pool tiling its output, then `tail` (if any), for every
+/// input and output type they take.
+pub(crate) fn run_conv_pool(
+    op: &Op,
+    conv: &PackedQConv,
+    pool: &Pool2d,
+    tail: Option<&Tail>,
+    x: ValueView<'_>,
+    out: DataMut<'_>,
+) -> Result<()> {
+    match (x.data, out) {
+        (DataRef::U8(xs), DataMut::U8(o)) => conv.run_pool_tail(xs, x.shape, pool, tail, o),
+        (DataRef::U8(xs), DataMut::I16(o)) => conv.run_pool_tail(xs, x.shape, pool, tail, o),
+        (DataRef::I16(xs), DataMut::U8(o)) => conv.run_pool_tail(xs, x.shape, pool, tail, o),
+        (DataRef::I16(xs), DataMut::I16(o)) => conv.run_pool_tail(xs, x.shape, pool, tail, o),
         (d, _) => Err(unsupported(op, d.dtype())),
     }
 }

@@ -41,5 +41,5 @@ pub use error::{Result, RuntimeError};
 pub use evaluator::ReferenceEvaluator;
 pub use node::{NodeKernel, NodeOutput};
 pub use session::{Session, SessionOptions, TensorDetails, TensorInfo};
-pub use tail::{conv_tail, layer_tail, LayerTail};
+pub use tail::{conv_tail, elementwise_tail, layer_tail, LayerTail};
 pub use value::{DataRef, Value, ValueView};

@@ -11,6 +11,7 @@ use crate::exec::{self, OutSlot};
 use crate::fixed::QPacked;
 use crate::value::ValueView;
 use ipukit_ir::ops::fixed::QRescale;
+use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{DType, Graph, Node, Op};
 use ipukit_kernels::int::Tail;
 use ipukit_kernels::KernelError;
@@ -133,6 +134,32 @@ impl NodeKernel {
                 op: self.op.name(),
                 reason: "an element-wise tail follows only a convolution with constant weights"
                     .into(),
+            })),
+        }
+    }
+
+    /// Runs the node, a `QConv2d`, then `pool` (a max pool whose windows tile the node's
+    /// output), then `tail` if any: `x` is the activation input, `out` the pooled (and
+    /// tail's) output. The same integers as the node, the pool and each tail operator.
+    pub fn run_pool_tail(
+        &self,
+        pool: &Pool2d,
+        tail: Option<&Tail>,
+        x: ValueView<'_>,
+        out: DataMut<'_>,
+    ) -> Result<()> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        };
+        match &self.packed {
+            Some(QPacked::Conv(c)) => {
+                crate::fixed::run_conv_pool(&self.op, c, pool, tail, x, out).map_err(err)
+            }
+            _ => Err(err(KernelError::Invalid {
+                op: self.op.name(),
+                reason: "a pool is fused only after a QConv2d with constant weights".into(),
             })),
         }
     }

@@ -64,8 +64,23 @@ pub fn layer_tail(
     lut: &dyn Fn(usize) -> Option<Arc<PackedQLut>>,
 ) -> Option<LayerTail> {
     let node = graph.nodes.get(i)?;
-    let layer = matches!(node.op, Op::QConv2d(_) | Op::QDepthwiseConv2d(_));
-    if !layer || node.outputs.len() != 1 {
+    if !matches!(node.op, Op::QConv2d(_) | Op::QDepthwiseConv2d(_)) {
+        return None;
+    }
+    elementwise_tail(graph, i, outputs, lut)
+}
+
+/// The element-wise tail after node `i`, whatever its operator (the image runs one after a
+/// convolution's max pool): the `QRescale`, `QLut` and `QBinary` nodes right after it that
+/// read only its INT16 or UINT8 output, each other's outputs and per-channel constants.
+pub fn elementwise_tail(
+    graph: &Graph,
+    i: usize,
+    outputs: &HashSet<TensorId>,
+    lut: &dyn Fn(usize) -> Option<Arc<PackedQLut>>,
+) -> Option<LayerTail> {
+    let node = graph.nodes.get(i)?;
+    if node.outputs.len() != 1 {
         return None;
     }
     let y = node.outputs[0];

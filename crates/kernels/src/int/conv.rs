@@ -19,7 +19,7 @@ use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
 use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
-use ipukit_ir::ops::FusedActivation;
+use ipukit_ir::ops::{FusedActivation, Padding2d, Pool2d, PoolKind};
 use ipukit_ir::DType;
 use rayon::prelude::*;
 
@@ -343,7 +343,7 @@ impl PackedQConv {
         out: &mut [O],
     ) -> Result<()> {
         check_layer_out::<O>("QConv2d", self.out_dtype, &self.out)?;
-        self.run_inner::<X, O, O>(x, x_shape, out, None)
+        self.run_inner::<X, O, O>(x, x_shape, out, None, None)
     }
 
     /// Runs the convolution followed by `tail` (built for this layer's output type and
@@ -362,35 +362,124 @@ impl PackedQConv {
         match self.out_dtype {
             DType::U8 => {
                 let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
-                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f))
+                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f), None)
             }
             DType::I16 => {
                 let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
-                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f))
+                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f), None)
             }
             d => Err(invalid("QConv2d", format!("a tail after a {d} output"))),
         }
     }
 
-    /// [`PackedQConv::run`] (no tail, `M` = `O`) or [`PackedQConv::run_tail`] (`M` the
-    /// layer's output type).
+    /// Runs the convolution, then a max pool whose windows tile its output (window equal
+    /// to the stride, no padding or dilation, dividing the output's height and width), then
+    /// `tail` (if any) on the pooled values: `out` has the pooled shape and the tail's
+    /// output type (the layer's without a tail), and holds exactly what
+    /// [`PackedQConv::run`], [`super::max_pool2d`] and each operator of the tail would give.
+    /// Each chunk of whole window rows is pooled while in cache; the layer's output is never
+    /// written whole.
+    pub fn run_pool_tail<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        pool: &Pool2d,
+        tail: Option<&Tail>,
+        out: &mut [O],
+    ) -> Result<()> {
+        const OP: &str = "QConv2d";
+        let window = tiling_window(pool)
+            .ok_or_else(|| invalid(OP, "a pool whose windows do not tile the layer's output"))?;
+        let [_, oh, ow, _] = self.output_shape(x_shape)?;
+        if oh % window[0] != 0 || ow % window[1] != 0 {
+            return Err(invalid(
+                OP,
+                format!("a {window:?} pool does not tile the {oh}×{ow} output"),
+            ));
+        }
+        match tail {
+            Some(t) => check_tail_fits(OP, t, self.cout, O::DTYPE)?,
+            None if O::DTYPE != self.out_dtype => {
+                return Err(invalid(
+                    OP,
+                    format!("a {} output written into {}", self.out_dtype, O::DTYPE),
+                ))
+            }
+            None => {}
+        }
+        match self.out_dtype {
+            DType::U8 => self.pool_inner::<X, u8, O>(x, x_shape, pool, window, tail, out),
+            DType::I16 => self.pool_inner::<X, i16, O>(x, x_shape, pool, window, tail, out),
+            d => Err(invalid(OP, format!("a pool after a {d} output"))),
+        }
+    }
+
+    /// [`PackedQConv::run_pool_tail`] with the layer's output type `M`.
+    fn pool_inner<X: LayerInput, M: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        pool: &Pool2d,
+        window: [usize; 2],
+        tail: Option<&Tail>,
+        out: &mut [O],
+    ) -> Result<()> {
+        let isa = self.isa;
+        let [_, _, ow, cout] = self.output_shape(x_shape)?;
+        let f = |m: &[M], o: &mut [O], s: &mut TailScratch| -> Result<()> {
+            // `m` holds whole window rows of one image (the chunks are aligned to them).
+            let shape = [1, m.len() / (ow * cout).max(1), ow, cout];
+            match tail {
+                Some(t) => {
+                    let mut pooled = vec![M::default(); m.len() / (window[0] * window[1])];
+                    super::max_pool2d_isa(isa, pool, m, &shape, &mut pooled)?;
+                    t.run_rows(isa, &pooled, o, s)
+                }
+                None => {
+                    // Without a tail `O` is the layer's type (checked by the caller).
+                    let o: &mut [M] = bytemuck::try_cast_slice_mut(o)
+                        .map_err(|e| invalid("QConv2d", format!("pooled output: {e}")))?;
+                    super::max_pool2d_isa(isa, pool, m, &shape, o)
+                }
+            }
+        };
+        self.run_inner::<X, M, O>(x, x_shape, out, Some(&f), Some(window))
+    }
+
+    /// [`PackedQConv::run`] (no tail, `M` = `O`), [`PackedQConv::run_tail`] (`M` the
+    /// layer's output type) or [`PackedQConv::run_pool_tail`] (`window`: the pool's, whose
+    /// rows the chunks given to `tail` are aligned to; `out` is that much smaller).
     fn run_inner<X: LayerInput, M: QInt, O: QInt>(
         &self,
         x: &[X],
         x_shape: &[usize],
         out: &mut [O],
         tail: Option<&TailFn<'_, M, O>>,
+        window: Option<[usize; 2]>,
     ) -> Result<()> {
         const OP: &str = "QConv2d";
         check_layer_out::<M>(OP, self.out_dtype, &self.out)?;
         let [n, oh, ow, cout] = self.output_shape(x_shape)?;
+        let [wh, ww] = window.unwrap_or([1, 1]);
         check_len(OP, "input", x.len(), x_shape.iter().product())?;
-        check_len(OP, "output", out.len(), n * oh * ow * cout)?;
-        let groups = match &self.imp {
-            Impl::Depthwise(d) => {
-                return d.run_inner(x, x_shape, out, tail);
+        check_len(OP, "output", out.len(), n * oh * ow * cout / (wh * ww))?;
+        let groups = match (&self.imp, window, tail) {
+            (Impl::Depthwise(d), None, _) => return d.run_inner(x, x_shape, out, tail),
+            (Impl::Depthwise(d), Some(_), Some(tail)) => {
+                // The depthwise kernel's chunks are not aligned to windows: whole output.
+                let mut mid = vec![M::default(); n * oh * ow * cout];
+                d.run_inner::<X, M, M>(x, x_shape, &mut mid, None)?;
+                let (per_image, pooled) = (oh * ow * cout, oh * ow * cout / (wh * ww));
+                let mut scratch = TailScratch::default();
+                for (m, o) in mid.chunks(per_image).zip(out.chunks_mut(pooled)) {
+                    tail(m, o, &mut scratch)?;
+                }
+                return Ok(());
             }
-            Impl::Gemm(g) => g,
+            (Impl::Depthwise(_), Some(_), None) => {
+                return Err(invalid(OP, "a pool window without its tail"));
+            }
+            (Impl::Gemm(g), ..) => g,
         };
         let ctx = || Ctx {
             conv: self,
@@ -400,6 +489,8 @@ impl PackedQConv {
             oh,
             ow,
             m: n * oh * ow,
+            align: wh * ow,
+            shrink: wh * ww,
         };
         let scheme = groups[0].b.scheme;
         match (self.mode, X::as_u8(x), X::as_i16(x)) {
@@ -429,6 +520,26 @@ impl PackedQConv {
     }
 }
 
+/// The window of a max pool whose windows tile its input: equal to the stride, dense, no
+/// padding (ceil mode then changes nothing when the window divides the input). `None` for
+/// any other pool. [`PackedQConv::run_pool_tail`] takes such a pool.
+pub fn tiling_window(p: &Pool2d) -> Option<[usize; 2]> {
+    let tiles = p.kind == PoolKind::Max
+        && p.kernel == p.strides
+        && p.dilations == [1, 1]
+        && p.padding == Padding2d::ZERO
+        && p.kernel.iter().all(|&k| k > 0);
+    tiles.then_some(p.kernel)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// One run of a GEMM-based convolution.
 struct Ctx<'a> {
     conv: &'a PackedQConv,
@@ -438,6 +549,11 @@ struct Ctx<'a> {
     oh: usize,
     ow: usize,
     m: usize,
+    /// Tasks and chunks start at multiples of this many output pixels (a pool's window
+    /// rows; 1 otherwise).
+    align: usize,
+    /// Output pixels per element of `out` (a pool's window size; 1 otherwise).
+    shrink: usize,
 }
 
 impl Ctx<'_> {
@@ -464,6 +580,10 @@ impl Ctx<'_> {
         let direct = same_form.filter(|_| c.groups == 1 && c.geo.is_pointwise() && kpad == c.cin);
         let mr = b0.mr;
         let chunk = (CHUNK_BYTES / (kpad * size_of::<A>()).max(1)).clamp(mr, 32 * mr) / mr * mr;
+        // Whole GEMM blocks, and whole pool window rows when a pool follows.
+        let grain = mr / gcd(mr, self.align) * self.align;
+        let chunk = chunk.div_ceil(grain) * grain;
+        let shrink = self.shrink;
         let threads = rayon::current_num_threads();
         let work = m * kpad * cout;
         let blocks = m.div_ceil(mr);
@@ -473,11 +593,19 @@ impl Ctx<'_> {
         } else {
             (threads * per_thread).min(blocks)
         };
-        let task_rows = blocks.div_ceil(tasks) * mr;
+        let task_rows = if self.align > 1 {
+            // Whole window rows, as evenly as they go over the threads (one task each: a
+            // second round of coarse tasks would leave a thread idle).
+            let units = m.div_ceil(self.align);
+            let tasks = if tasks == 1 { 1 } else { threads.min(units) };
+            units.div_ceil(tasks.max(1)) * self.align
+        } else {
+            blocks.div_ceil(tasks) * mr
+        };
         let errors = FirstError::default();
         let task = |t: usize, o: &mut [O]| {
             let p0 = t * task_rows;
-            let rows_total = o.len() / cout;
+            let rows_total = o.len() * shrink / cout;
             let mut buf = TileBuf::take();
             // Every element of the rows in use is written by im2col before the GEMM reads it.
             let mut scratch = std::mem::take(A::scratch(&mut buf));
@@ -503,7 +631,7 @@ impl Ctx<'_> {
                         let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
                         let mid = &mut all[..(c1 - c0) * cout];
                         self.chunk(x, &map, pad, direct, p0 + c0, mid, &mut scratch, &mut buf);
-                        let dst = &mut o[c0 * cout..c1 * cout];
+                        let dst = &mut o[c0 * cout / shrink..c1 * cout / shrink];
                         errors.keep(tail(mid, dst, &mut tiles));
                         c0 = c1;
                     }
@@ -517,7 +645,7 @@ impl Ctx<'_> {
         if tasks == 1 {
             task(0, out);
         } else {
-            out.par_chunks_mut(task_rows * cout)
+            out.par_chunks_mut(task_rows * cout / shrink)
                 .enumerate()
                 .for_each(|(t, o)| task(t, o));
         }
@@ -1133,6 +1261,119 @@ mod tests {
                 assert_eq!((tabulated, prelus), (2, 1));
             }
         }
+    }
+
+    /// `run_pool_tail` gives exactly `run`, `max_pool2d`, then each operator of the tail (or
+    /// none), on every path, ISA and thread count, batches included; a pool that does not
+    /// tile the output is an error.
+    #[test]
+    fn pool_tails_equal_the_operators_one_by_one() {
+        use crate::int::max_pool2d;
+        use ipukit_ir::ops::{Pool2d, PoolKind};
+        let pool = |k: usize| Pool2d {
+            kind: PoolKind::Max,
+            kernel: [k, k],
+            strides: [k, k],
+            dilations: [1, 1],
+            padding: Padding2d::ZERO,
+            ceil_mode: false,
+        };
+        let cases = [
+            (plain(3, 1, 1), [1, 40, 36, 16], [40, 3, 3, 16], 2),
+            (plain(3, 1, 1), [2, 20, 18, 8], [24, 3, 3, 8], 2),
+            (plain(1, 1, 1), [1, 24, 24, 32], [48, 1, 1, 32], 3),
+            (plain(3, 1, 12), [1, 10, 10, 12], [24, 3, 3, 1], 2),
+        ];
+        for (i, (conv, xs, ws, k)) in cases.into_iter().enumerate() {
+            for bits16 in [false, true] {
+                for with_tail in [false, true] {
+                    let mut c =
+                        make_case(i as u64, conv.clone(), xs, ws, bits16, true, false, true);
+                    c.attrs.layer.out_dtype = DType::I16;
+                    c.attrs.layer.out = ipukit_ir::ops::fixed::OutRange::full(DType::I16, 0);
+                    let cout = ws[0];
+                    let layer: Vec<i16> = run_case(&c, Isa::Scalar, 1)
+                        .into_iter()
+                        .map(|v| v as i16)
+                        .collect();
+                    let p = pool(k);
+                    let (oh, ow) = (xs[1], xs[2]);
+                    let mut pooled = vec![0i16; layer.len() / (k * k)];
+                    max_pool2d(&p, &layer, &[xs[0], oh, ow, cout], &mut pooled).unwrap();
+                    let mut rng = Rng::new(200 + i as u64);
+                    let ops = tails(&mut rng, cout).swap_remove(1);
+                    let tail = Tail::new(DType::I16, cout, ops.clone()).unwrap();
+                    let want: Vec<i32> = if with_tail {
+                        tail_reference(&ops, pooled.clone(), cout)
+                    } else {
+                        pooled.iter().map(|&v| v as i32).collect()
+                    };
+                    for isa in Isa::supported() {
+                        let packed =
+                            PackedQConv::with_isa(isa, &c.attrs, c.weights(), &c.ws).unwrap();
+                        let t = with_tail.then_some(&tail);
+                        for threads in [1, 2] {
+                            let got: Vec<i32> = with_threads(threads, || {
+                                let mut o = vec![0i16; want.len()];
+                                if bits16 {
+                                    packed.run_pool_tail(&c.x16, &c.xs, &p, t, &mut o).unwrap();
+                                } else {
+                                    packed.run_pool_tail(&c.x8, &c.xs, &p, t, &mut o).unwrap();
+                                }
+                                o.into_iter().map(i32::from).collect()
+                            });
+                            assert_eq!(
+                                got, want,
+                                "case {i}, 16-bit {bits16}, tail {with_tail}, {isa}, {threads} threads"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // A window that does not divide the output, an overlapping window, a wrong type.
+        let c = make_case(
+            9,
+            plain(3, 1, 1),
+            [1, 9, 8, 4],
+            [8, 3, 3, 4],
+            false,
+            true,
+            false,
+            true,
+        );
+        let packed = PackedQConv::new(&c.attrs, c.weights(), &c.ws).unwrap();
+        let mut o16 = vec![0i16; 4 * 4 * 8];
+        assert!(packed
+            .run_pool_tail(&c.x8, &c.xs, &pool(2), None, &mut o16)
+            .is_err());
+        let overlapping = Pool2d {
+            strides: [1, 1],
+            ..pool(2)
+        };
+        let c = make_case(
+            9,
+            plain(3, 1, 1),
+            [1, 8, 8, 4],
+            [8, 3, 3, 4],
+            false,
+            true,
+            true,
+            true,
+        );
+        let packed = PackedQConv::new(&c.attrs, c.weights(), &c.ws).unwrap();
+        let mut o = vec![0u8; 4 * 4 * 8];
+        assert!(packed
+            .run_pool_tail(&c.x8, &c.xs, &overlapping, None, &mut o)
+            .is_err());
+        let mut wrong = vec![0i16; 4 * 4 * 8];
+        assert_eq!(c.attrs.layer.out_dtype, DType::U8);
+        assert!(packed
+            .run_pool_tail(&c.x8, &c.xs, &pool(2), None, &mut wrong)
+            .is_err());
+        packed
+            .run_pool_tail(&c.x8, &c.xs, &pool(2), None, &mut o)
+            .unwrap();
     }
 
     /// A tail that does not fit the layer is an error, not a panic.
