@@ -320,29 +320,35 @@ fn depthwise_graph() -> Graph {
     g
 }
 
-/// Only the image fuses a depthwise layer with its tail; its integers stay the session's, and
-/// the memory plan gives the never-written layer output no place.
-#[test]
-fn depthwise_tails_are_fused_in_the_image_only() {
-    let g = depthwise_graph();
+/// Compiles `g` and checks what only the image fuses: the groups it runs (`groups`), that
+/// the session fuses none starting at the same node, that `internal` tensors (never written)
+/// have no place in the memory plan, and that the INT16 output is the session's on three
+/// images of shape `input`, with 1 and 2 threads.
+fn check_image_only_fusion(
+    g: &Graph,
+    groups: &[(&str, &str)],
+    internal: &[&str],
+    input: [usize; 4],
+) {
     let c = compile(
-        &g,
-        &SimMetadata::new(Stage::Fixed, "dw"),
+        g,
+        &SimMetadata::new(Stage::Fixed, "image-only"),
         &CompileOptions::default(),
     )
     .unwrap();
-    let dw_out = g.tensors.iter().position(|t| t.name == "dw_out").unwrap();
-    let plan = &c.image.plan.place;
-    assert_eq!(plan[dw_out], None, "a group-internal value has a place");
+    for name in internal {
+        let t = g.tensors.iter().position(|t| t.name == *name).unwrap();
+        assert_eq!(
+            c.image.plan.place[t], None,
+            "group-internal '{name}' has a place"
+        );
+    }
     for threads in [1usize, 2] {
         let opts = LoadOptions {
             threads: Some(threads),
         };
         let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
-        assert_eq!(
-            m.fused_layers(),
-            [("normalize", "a_uint8"), ("dw", "square")]
-        );
+        assert_eq!(m.fused_layers(), groups);
         let mut s = Session::new(
             g.clone(),
             SessionOptions {
@@ -350,13 +356,17 @@ fn depthwise_tails_are_fused_in_the_image_only() {
             },
         )
         .unwrap();
-        assert!(s.fused_nodes().iter().all(|&(first, _)| first != "dw"));
+        let image_only: Vec<&str> = groups[1..].iter().map(|&(first, _)| first).collect();
+        assert!(s
+            .fused_nodes()
+            .iter()
+            .all(|(first, _)| !image_only.contains(first)));
         for seed in 0..3 {
-            let img: Vec<u8> = values(H * W * 3, seed, 0, 255)
+            let img: Vec<u8> = values(input.iter().product(), seed, 0, 255)
                 .into_iter()
                 .map(|v| v as u8)
                 .collect();
-            let x = Value::new(vec![1, H, W, 3], img).unwrap();
+            let x = Value::new(input.to_vec(), img).unwrap();
             let want = s.run(vec![x.clone()]).unwrap();
             assert_eq!(
                 m.run(vec![x]).unwrap(),
@@ -367,6 +377,18 @@ fn depthwise_tails_are_fused_in_the_image_only() {
             assert!(v.iter().any(|&e| e != v[0]), "constant output");
         }
     }
+}
+
+/// Only the image fuses a depthwise layer with its tail; its integers stay the session's, and
+/// the memory plan gives the never-written layer output no place.
+#[test]
+fn depthwise_tails_are_fused_in_the_image_only() {
+    check_image_only_fusion(
+        &depthwise_graph(),
+        &[("normalize", "a_uint8"), ("dw", "square")],
+        &["dw_out", "h"],
+        [1, H, W, 3],
+    );
 }
 
 fn max_pool(g: &mut Graph, name: &str, x: TensorId, k: usize, stride: usize) -> TensorId {
@@ -418,52 +440,14 @@ fn pool_graph() -> Graph {
 /// tail); the integers stay the session's and the layer's own output has no place.
 #[test]
 fn pooled_convolutions_are_fused_in_the_image_only() {
-    let g = pool_graph();
-    let c = compile(
-        &g,
-        &SimMetadata::new(Stage::Fixed, "pools"),
-        &CompileOptions::default(),
-    )
-    .unwrap();
-    let plan = &c.image.plan.place;
-    for name in ["conv0_out", "pool0", "conv2_out"] {
-        let t = g.tensors.iter().position(|t| t.name == name).unwrap();
-        assert_eq!(plan[t], None, "group-internal '{name}' has a place");
-    }
-    for threads in [1usize, 2] {
-        let opts = LoadOptions {
-            threads: Some(threads),
-        };
-        let mut m = OfflineModel::from_bytes(&c.bytes, &opts).unwrap();
-        assert_eq!(
-            m.fused_layers(),
-            [
-                ("normalize", "a_uint8"),
-                ("conv0", "p0_uint8"),
-                ("conv2", "pool2")
-            ]
-        );
-        let mut s = Session::new(
-            g.clone(),
-            SessionOptions {
-                threads: Some(threads),
-            },
-        )
-        .unwrap();
-        for seed in 0..3 {
-            let img: Vec<u8> = values(24 * 20 * 3, seed, 0, 255)
-                .into_iter()
-                .map(|v| v as u8)
-                .collect();
-            let x = Value::new(vec![1, 24, 20, 3], img).unwrap();
-            let want = s.run(vec![x.clone()]).unwrap();
-            assert_eq!(
-                m.run(vec![x]).unwrap(),
-                want,
-                "image {seed}, {threads} thread(s)"
-            );
-            let v = want[0].data.as_i16().unwrap();
-            assert!(v.iter().any(|&e| e != v[0]), "constant output");
-        }
-    }
+    check_image_only_fusion(
+        &pool_graph(),
+        &[
+            ("normalize", "a_uint8"),
+            ("conv0", "p0_uint8"),
+            ("conv2", "pool2"),
+        ],
+        &["conv0_out", "pool0", "conv2_out"],
+        [1, 24, 20, 3],
+    );
 }
