@@ -199,6 +199,12 @@ pub fn check_model(
 
 /// Runs of each side timed (at least this many, cycling through the inputs).
 const TIMED_RUNS: usize = 24;
+/// Small models get more pairs, until this much time is spent timing (at most
+/// [`MAX_TIMED_RUNS`]): one scheduler hiccup weighs on a 0.2 ms run, and the median of a few
+/// dozen pairs still moved by ±10% on a busy machine.
+const TIMING_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+/// Upper bound on the timed pairs of one model.
+const MAX_TIMED_RUNS: usize = 1000;
 
 /// Times the fixed model and the image on the same inputs in interleaved pairs (back to back,
 /// alternating which goes first), so that both see the same machine state: the medians of
@@ -210,7 +216,13 @@ fn time_pairs(
     inputs: &[Vec<Value>],
 ) -> Result<((f64, f64), f64)> {
     let (mut fixed, mut image, mut ratio) = (vec![], vec![], vec![]);
-    for k in 0..TIMED_RUNS.max(inputs.len()) {
+    let start = Instant::now();
+    let min_runs = TIMED_RUNS.max(inputs.len());
+    for k in 0.. {
+        let more = k < min_runs || (k < MAX_TIMED_RUNS && start.elapsed() < TIMING_BUDGET);
+        if !more {
+            break;
+        }
         let v = &inputs[k % inputs.len()];
         let mut fixed_ms = || -> Result<f64> {
             let t = Instant::now();

@@ -582,7 +582,9 @@ impl Ctx<'_> {
         let chunk = (CHUNK_BYTES / (kpad * size_of::<A>()).max(1)).clamp(mr, 32 * mr) / mr * mr;
         // Whole GEMM blocks, and whole pool window rows when a pool follows.
         let grain = mr / gcd(mr, self.align) * self.align;
-        let chunk = chunk.div_ceil(grain) * grain;
+        // The tail's unit: whole GEMM blocks and, when a pool follows, whole window rows; the
+        // GEMM still runs `chunk` rows at a time (a band of 320 im2col rows spills the cache).
+        let band = chunk.div_ceil(grain) * grain;
         let shrink = self.shrink;
         let threads = rayon::current_num_threads();
         let work = m * kpad * cout;
@@ -625,12 +627,15 @@ impl Ctx<'_> {
                 Some(tail) => {
                     // The layer's chunk is written by the GEMM before the tail reads it.
                     let mut tiles = std::mem::take(&mut buf.tail);
-                    let mut store = tiles.take_layer::<M>(chunk.min(rows_total) * cout);
+                    let mut store = tiles.take_layer::<M>(band.min(rows_total) * cout);
                     while c0 < rows_total {
-                        let c1 = (c0 + chunk).min(rows_total);
+                        let c1 = (c0 + band).min(rows_total);
                         let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
                         let mid = &mut all[..(c1 - c0) * cout];
-                        self.chunk(x, &map, pad, direct, p0 + c0, mid, &mut scratch, &mut buf);
+                        for (k, part) in mid.chunks_mut(chunk * cout).enumerate() {
+                            let p = p0 + c0 + k * chunk;
+                            self.chunk(x, &map, pad, direct, p, part, &mut scratch, &mut buf);
+                        }
                         let dst = &mut o[c0 * cout / shrink..c1 * cout / shrink];
                         errors.keep(tail(mid, dst, &mut tiles));
                         c0 = c1;
