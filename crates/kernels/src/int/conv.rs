@@ -431,9 +431,13 @@ impl PackedQConv {
             let shape = [1, m.len() / (ow * cout).max(1), ow, cout];
             match tail {
                 Some(t) => {
-                    let mut pooled = vec![M::default(); m.len() / (window[0] * window[1])];
-                    super::max_pool2d_isa(isa, pool, m, &shape, &mut pooled)?;
-                    t.run_rows(isa, &pooled, o, s)
+                    let n = m.len() / (window[0] * window[1]);
+                    let mut store = s.take_pooled::<M>(n);
+                    let pooled: &mut [M] = &mut bytemuck::cast_slice_mut(&mut store)[..n];
+                    let done = super::max_pool2d_isa(isa, pool, m, &shape, pooled)
+                        .and_then(|()| t.run_rows(isa, pooled, o, s));
+                    s.restore_pooled(store);
+                    done
                 }
                 None => {
                     // Without a tail `O` is the layer's type (checked by the caller).

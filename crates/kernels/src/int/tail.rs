@@ -512,23 +512,40 @@ pub(crate) struct TailScratch {
     tiles: Vec<Tile>,
     /// Backing store of the layer's output chunk, in words so that any element type fits.
     layer: Vec<u64>,
+    /// Backing store of a pooled chunk (a convolution's max pool, before the tail).
+    pooled: Vec<u64>,
+}
+
+/// `v` grown to hold `n` elements of `M`.
+fn grown<M: bytemuck::Pod>(mut v: Vec<u64>, n: usize) -> Vec<u64> {
+    let words = (n * size_of::<M>()).div_ceil(8);
+    if v.len() < words {
+        v.resize(words, 0);
+    }
+    v
 }
 
 impl TailScratch {
     /// Takes the layer-output store out (give it back with [`TailScratch::restore_layer`]),
     /// grown to hold `n` elements of `M`; its contents are unspecified.
     pub(crate) fn take_layer<M: bytemuck::Pod>(&mut self, n: usize) -> Vec<u64> {
-        let mut v = std::mem::take(&mut self.layer);
-        let words = (n * size_of::<M>()).div_ceil(8);
-        if v.len() < words {
-            v.resize(words, 0);
-        }
-        v
+        grown::<M>(std::mem::take(&mut self.layer), n)
     }
 
     /// Keeps the layer-output store for the next chunk or layer.
     pub(crate) fn restore_layer(&mut self, v: Vec<u64>) {
         self.layer = v;
+    }
+
+    /// Takes the pooled-chunk store out (give it back with [`TailScratch::restore_pooled`]),
+    /// grown to hold `n` elements of `M`; its contents are unspecified.
+    pub(crate) fn take_pooled<M: bytemuck::Pod>(&mut self, n: usize) -> Vec<u64> {
+        grown::<M>(std::mem::take(&mut self.pooled), n)
+    }
+
+    /// Keeps the pooled-chunk store for the next chunk or layer.
+    pub(crate) fn restore_pooled(&mut self, v: Vec<u64>) {
+        self.pooled = v;
     }
 }
 
