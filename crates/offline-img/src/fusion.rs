@@ -1,4 +1,4 @@
-//! The layer groups the loaded program runs as one step (`docs/offline-img.md` §5.3). The
+//! The layer groups the loaded program runs as one step (`docs/offline-img.md` §9). The
 //! compiler's memory planner, the loader's plan check and the loader find them with the same
 //! rules on the same program, so the plan gives a group's never-written intermediate values
 //! no memory and never lets its output share memory with its input.

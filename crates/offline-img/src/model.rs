@@ -84,9 +84,9 @@ enum Step {
 /// What a [`Step::Fused`] runs.
 #[derive(Debug, Clone)]
 enum FusedLayer {
-    /// A `QConv2d` and the element-wise nodes after it (`ipukit_runtime::conv_tail`), run on
-    /// each chunk of the convolution's output while in cache; the nodes' own outputs but
-    /// the last are never written.
+    /// A `QConv2d` or `QDepthwiseConv2d` and the element-wise nodes after it
+    /// (`ipukit_runtime::layer_tail`), run on each chunk of the layer's output while in
+    /// cache; the nodes' own outputs but the last are never written.
     ConvTail { kernel: NodeKernel, tail: Arc<Tail> },
     /// `InputNormalize` and the `QRescale` that alone reads it, as one table per channel.
     InputRescale {

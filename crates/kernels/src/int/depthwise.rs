@@ -221,14 +221,14 @@ impl PackedQDepthwise {
         let errors = FirstError::default();
         // Below 32K outputs a second thread costs more (waking it) than it saves here.
         par::for_rows(out, row, 1 << 15, |r0, chunk| match tail {
-            None => self.rows(x, x_shape, oh, r0, chunk),
+            None => self.rows(x, x_shape, [oh, ow], r0, chunk),
             Some(tail) => {
                 let mut buf = TileBuf::take();
                 let mut tiles = std::mem::take(&mut buf.tail);
                 let mut store = tiles.take_layer::<M>(chunk.len());
                 let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
                 let mid = &mut all[..chunk.len()];
-                self.rows(x, x_shape, oh, r0, mid);
+                self.rows(x, x_shape, [oh, ow], r0, mid);
                 errors.keep(tail(mid, chunk, &mut tiles));
                 tiles.restore_layer(store);
                 buf.tail = tiles;
@@ -244,13 +244,12 @@ impl PackedQDepthwise {
         &self,
         x: &[X],
         x_shape: &[usize],
-        oh: usize,
+        [oh, ow]: [usize; 2],
         r0: usize,
         dst: &mut [T],
     ) {
         let (h, w) = (x_shape[1], x_shape[2]);
         let cout = self.cin * self.mult;
-        let ow = self.geo.out_hw(OP, h, w).map_or(0, |[_, ow]| ow);
         let row = ow * cout;
         let isa = self.isa;
         if let Some(x) = X::as_u8(x) {
