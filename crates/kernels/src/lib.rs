@@ -10,13 +10,17 @@
 //! * [`float`] — float32 compute kernels: convolutions and matrix products on GEMM with
 //!   prepacked weights, depthwise, pooling, resize, softmax.
 //!
-//! Integer kernels with the fixed-point semantics will live next to [`float`] in `int`.
+//! * [`int`] — the fixed-point kernels: integer GEMM (AVX2, AVX-512 VNNI, AMX) under
+//!   convolutions and matrix products, depthwise, pooling, tables, requantization.
+//!
+//! Hot buffers (packed weights, scratch, arenas) are [`AlignedVec`]s, on cache lines.
 //!
 //! Parallel kernels use the *current* rayon thread pool (call them inside
 //! `ThreadPool::install` to pick the number of threads).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod aligned;
 pub mod array;
 pub mod element;
 pub mod error;
@@ -28,5 +32,6 @@ pub mod shape;
 pub(crate) mod simd;
 pub(crate) mod window;
 
+pub use aligned::AlignedVec;
 pub use element::Element;
 pub use error::{KernelError, Result};

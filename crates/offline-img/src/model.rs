@@ -10,6 +10,7 @@ use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
 use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
 use ipukit_kernels::int::{PackedQLut, Tail};
+use ipukit_kernels::AlignedVec;
 use ipukit_runtime::{
     DataMut, DataRef, NodeKernel, NodeOutput, RuntimeError, TensorInfo, Value, ValueView,
 };
@@ -400,7 +401,8 @@ pub struct OfflineModel {
     steps: Arc<Vec<Step>>,
     pool: Arc<rayon::ThreadPool>,
     threads: usize,
-    arena: Vec<u64>,
+    /// The arena, on cache lines like the kernels' own buffers.
+    arena: AlignedVec<u64>,
     scratch: Vec<f32>,
     inputs: Vec<Option<(usize, TensorData)>>,
     outputs: Option<Vec<Value>>,
@@ -809,20 +811,8 @@ impl OfflineModel {
             }
             i += 1;
         }
-        let threads = opts
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("ipukit-img-{i}"))
-            .build()
-            .map_err(|e| {
-                ImgError::Runtime(RuntimeError::ThreadPool {
-                    threads,
-                    reason: e.to_string(),
-                })
-            })?;
+        let (pool, threads) =
+            ipukit_runtime::thread_pool(opts.threads, "ipukit-img").map_err(ImgError::Runtime)?;
         let n_in = g.inputs.len();
         let words = image.plan.arena_bytes.div_ceil(8);
         Ok(OfflineModel {
@@ -830,7 +820,7 @@ impl OfflineModel {
             steps: Arc::new(steps),
             pool: Arc::new(pool),
             threads,
-            arena: vec![0u64; words],
+            arena: AlignedVec::zeroed(words),
             scratch: Vec::new(),
             inputs: vec![None; n_in],
             outputs: None,
@@ -840,22 +830,14 @@ impl OfflineModel {
     /// An independent executor of the same image (shares the packed weights) on its own
     /// pool of `threads` threads.
     pub fn fork(&self, threads: usize) -> Result<OfflineModel> {
-        let threads = threads.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| {
-                ImgError::Runtime(RuntimeError::ThreadPool {
-                    threads,
-                    reason: e.to_string(),
-                })
-            })?;
+        let (pool, threads) =
+            ipukit_runtime::thread_pool(Some(threads), "ipukit-img").map_err(ImgError::Runtime)?;
         Ok(OfflineModel {
             image: self.image.clone(),
             steps: self.steps.clone(),
             pool: Arc::new(pool),
             threads,
-            arena: vec![0u64; self.arena.len()],
+            arena: AlignedVec::zeroed(self.arena.len()),
             scratch: Vec::new(),
             inputs: vec![None; self.inputs.len()],
             outputs: None,
@@ -1147,7 +1129,7 @@ impl OfflineModel {
         } = self;
         let g = &image.program.graph;
         let place = &image.plan.place;
-        let arena: &mut [u8] = bytemuck::cast_slice_mut(arena.as_mut_slice());
+        let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena[..]);
         // Inputs into their arena buffers.
         for (i, &t) in g.inputs.iter().enumerate() {
             let Some((_, data)) = &inputs[i] else {
@@ -1163,7 +1145,7 @@ impl OfflineModel {
             };
             arena[off..off + len].copy_from_slice(src);
         }
-        pool.install(|| -> Result<()> {
+        ipukit_runtime::install_awake(pool, || -> Result<()> {
             for (i, step) in steps.iter().enumerate() {
                 let node = &g.nodes[i];
                 let start = times.is_some().then(Instant::now);

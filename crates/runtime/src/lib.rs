@@ -35,6 +35,7 @@ mod plan;
 mod session;
 mod tail;
 mod value;
+mod workers;
 
 pub use buffer::DataMut;
 pub use error::{Result, RuntimeError};
@@ -43,3 +44,4 @@ pub use node::{NodeKernel, NodeOutput};
 pub use session::{Session, SessionOptions, TensorDetails, TensorInfo};
 pub use tail::{conv_tail, elementwise_tail, layer_tail, LayerTail};
 pub use value::{DataRef, Value, ValueView};
+pub use workers::{install_awake, thread_pool};

@@ -273,18 +273,7 @@ impl Session {
                 t.data = None;
             }
         }
-        let threads = options
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("ipukit-{i}"))
-            .build()
-            .map_err(|e| RuntimeError::ThreadPool {
-                threads,
-                reason: e.to_string(),
-            })?;
+        let (pool, threads) = crate::workers::thread_pool(options.threads, "ipukit")?;
         let fast = Compiled::new(plan::build(&graph, &prepared, true, threads));
         let n_inputs = graph.inputs.len();
         Ok(Session {
@@ -586,7 +575,7 @@ fn run_plan(
 ) -> Result<()> {
     let Compiled { plan, arena } = compiled;
     let Some(obs) = observer else {
-        return pool.install(|| {
+        return crate::workers::install_awake(pool, || {
             plan.steps
                 .iter()
                 .try_for_each(|step| run_step(graph, plan, step, arena, inputs, scratch))

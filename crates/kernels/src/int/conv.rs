@@ -433,7 +433,7 @@ impl PackedQConv {
                 Some(t) => {
                     let n = m.len() / (window[0] * window[1]);
                     let mut store = s.take_pooled::<M>(n);
-                    let pooled: &mut [M] = &mut bytemuck::cast_slice_mut(&mut store)[..n];
+                    let pooled: &mut [M] = &mut bytemuck::cast_slice_mut(&mut store[..])[..n];
                     let done = super::max_pool2d_isa(isa, pool, m, &shape, pooled)
                         .and_then(|()| t.run_rows(isa, pooled, o, s));
                     s.restore_pooled(store);
@@ -624,7 +624,16 @@ impl Ctx<'_> {
                     while c0 < rows_total {
                         let c1 = (c0 + chunk).min(rows_total);
                         let dst = &mut o[c0 * cout..c1 * cout];
-                        self.chunk(x, &map, pad, direct, p0 + c0, dst, &mut scratch, &mut buf);
+                        self.chunk(
+                            x,
+                            &map,
+                            pad,
+                            direct,
+                            p0 + c0,
+                            dst,
+                            &mut scratch[..],
+                            &mut buf,
+                        );
                         c0 = c1;
                     }
                 }
@@ -634,11 +643,11 @@ impl Ctx<'_> {
                     let mut store = tiles.take_layer::<M>(band.min(rows_total) * cout);
                     while c0 < rows_total {
                         let c1 = (c0 + band).min(rows_total);
-                        let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
+                        let all: &mut [M] = bytemuck::cast_slice_mut(&mut store[..]);
                         let mid = &mut all[..(c1 - c0) * cout];
                         for (k, part) in mid.chunks_mut(chunk * cout).enumerate() {
                             let p = p0 + c0 + k * chunk;
-                            self.chunk(x, &map, pad, direct, p, part, &mut scratch, &mut buf);
+                            self.chunk(x, &map, pad, direct, p, part, &mut scratch[..], &mut buf);
                         }
                         let dst = &mut o[c0 * cout / shrink..c1 * cout / shrink];
                         errors.keep(tail(mid, dst, &mut tiles));

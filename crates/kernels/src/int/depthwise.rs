@@ -16,6 +16,7 @@ use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::window::{nhwc_with_channels, ConvGeometry};
+use crate::AlignedVec;
 use ipukit_ir::ops::fixed::QDepthwiseConv2d;
 use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
@@ -36,7 +37,7 @@ pub struct PackedQDepthwise {
     mode: Mode,
     zin: i32,
     /// `[KH·KW][Cout]`, widened.
-    weights: Vec<i32>,
+    weights: AlignedVec<i32>,
     rq: ChannelRequant,
     out_dtype: DType,
     isa: Isa,
@@ -118,7 +119,7 @@ impl PackedQDepthwise {
             mult,
             mode,
             zin,
-            weights,
+            weights: AlignedVec::from_slice(&weights),
             rq,
             out_dtype,
             isa: isa.clamp(),
@@ -226,7 +227,7 @@ impl PackedQDepthwise {
                 let mut buf = TileBuf::take();
                 let mut tiles = std::mem::take(&mut buf.tail);
                 let mut store = tiles.take_layer::<M>(chunk.len());
-                let all: &mut [M] = bytemuck::cast_slice_mut(&mut store);
+                let all: &mut [M] = bytemuck::cast_slice_mut(&mut store[..]);
                 let mid = &mut all[..chunk.len()];
                 self.rows(x, x_shape, [oh, ow], r0, mid);
                 errors.keep(tail(mid, chunk, &mut tiles));

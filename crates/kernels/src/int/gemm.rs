@@ -45,6 +45,7 @@ use super::arith::QInt;
 use super::epilogue::ChannelRequant;
 use super::isa::Isa;
 use crate::error::{invalid, Result};
+use crate::AlignedVec;
 
 /// `K` values per INT32 accumulation chunk in [`Scheme::Split16`] (see the module docs for
 /// the bound).
@@ -144,15 +145,15 @@ pub(crate) struct PackedB {
     /// Tile height.
     pub mr: usize,
     /// Quad panels `[panel][K/4][NR][4]`; Tile8 panels `[panel][K/64][16][16][4]`.
-    b8: Vec<i8>,
+    b8: AlignedVec<i8>,
     /// Pair8 panels, or the low halves of Split16, `[panel][K/2][NR][2]`.
-    lo: Vec<i16>,
+    lo: AlignedVec<i16>,
     /// High halves of Split16.
-    hi: Vec<i16>,
+    hi: AlignedVec<i16>,
     /// Bytes16 high bytes `w >> 8`, `[panel][K/64][16][16][4]`.
-    bh: Vec<i8>,
+    bh: AlignedVec<i8>,
     /// Bytes16 low bytes `w & 255`, same layout.
-    bl: Vec<u8>,
+    bl: AlignedVec<u8>,
 }
 
 /// Largest tile: `MR_MAX` rows × `NR_MAX` channels.
@@ -200,16 +201,16 @@ impl PackedB {
             n,
             nr,
             mr,
-            b8: Vec::new(),
-            lo: Vec::new(),
-            hi: Vec::new(),
-            bh: Vec::new(),
-            bl: Vec::new(),
+            b8: AlignedVec::new(),
+            lo: AlignedVec::new(),
+            hi: AlignedVec::new(),
+            bh: AlignedVec::new(),
+            bl: AlignedVec::new(),
         };
         let size = panels * kpad * nr;
         match scheme {
             Scheme::Quad => {
-                p.b8 = vec![0; size];
+                p.b8 = AlignedVec::zeroed(size);
                 for j in 0..n {
                     let (pn, jj) = (j / nr, j % nr);
                     let dst = &mut p.b8[pn * kpad * nr..];
@@ -220,7 +221,7 @@ impl PackedB {
             }
             Scheme::Tile8 => {
                 let nkb = kpad.div_ceil(KB);
-                p.b8 = vec![0; panels * nkb * TILE];
+                p.b8 = AlignedVec::zeroed(panels * nkb * TILE);
                 for j in 0..n {
                     let (pn, jj) = (j / 16, j % 16);
                     for kk in 0..k {
@@ -232,8 +233,8 @@ impl PackedB {
             Scheme::Bytes16 => {
                 let nkb = kpad.div_ceil(KB);
                 let size = panels * nkb * TILE;
-                p.bh = vec![0; size];
-                p.bl = vec![0; size];
+                p.bh = AlignedVec::zeroed(size);
+                p.bl = AlignedVec::zeroed(size);
                 for j in 0..n {
                     let (pn, jj) = (j / 16, j % 16);
                     for kk in 0..k {
@@ -245,9 +246,9 @@ impl PackedB {
                 }
             }
             Scheme::Pair8 | Scheme::Split16 => {
-                p.lo = vec![0; size];
+                p.lo = AlignedVec::zeroed(size);
                 if scheme == Scheme::Split16 {
-                    p.hi = vec![0; size];
+                    p.hi = AlignedVec::zeroed(size);
                 }
                 for j in 0..n {
                     let (pn, jj) = (j / nr, j % nr);
@@ -297,7 +298,9 @@ impl PackedB {
     }
 }
 
-/// Tile buffers of one task.
+/// Tile buffers of one task; the tiles first, on cache lines (their sizes are multiples of 64
+/// bytes).
+#[repr(C, align(64))]
 pub(crate) struct TileBuf {
     pub t32: [i32; MR_MAX * NR_MAX],
     pub t64: [i64; MR_MAX * NR_MAX],
@@ -305,10 +308,10 @@ pub(crate) struct TileBuf {
     /// Bytes16: the four INT32 byte-product tiles of one block.
     acc4: [i32; 4 * 256],
     /// Bytes16: the `A` rows of a call split into byte tiles (see [`split_rows`]).
-    abytes: Vec<u8>,
+    abytes: AlignedVec<u8>,
     /// A task's im2col matrix, by element type (see [`AElem::scratch`]).
-    scratch_u8: Vec<u8>,
-    scratch_i16: Vec<i16>,
+    scratch_u8: AlignedVec<u8>,
+    scratch_i16: AlignedVec<i16>,
     /// A convolution's element-wise tail: its layer-output chunk and intermediate tiles.
     pub tail: super::tail::TailScratch,
 }
@@ -327,9 +330,9 @@ impl TileBuf {
             t64: [0; MR_MAX * NR_MAX],
             hi: [0; MR_MAX * NR_MAX],
             acc4: [0; 4 * 256],
-            abytes: Vec::new(),
-            scratch_u8: Vec::new(),
-            scratch_i16: Vec::new(),
+            abytes: AlignedVec::new(),
+            scratch_u8: AlignedVec::new(),
+            scratch_i16: AlignedVec::new(),
             tail: Default::default(),
         })
     }
@@ -347,7 +350,7 @@ impl TileBuf {
 }
 
 /// Element types of `A` rows: `u8` ([`Scheme::Quad`]) or `i16` (the others).
-pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
+pub(crate) trait AElem: bytemuck::Pod + Default + Send + Sync {
     /// Computes the tile of panel `p` for `b.mr` rows (each at least `b.kpad` long) into
     /// `buf.t32` (Quad, Pair8) or `buf.t64` (Split16, Bytes16), row-major with `b.nr` columns.
     fn tile(b: &PackedB, p: usize, rows: &[&[Self]], buf: &mut TileBuf);
@@ -359,7 +362,7 @@ pub(crate) trait AElem: Copy + Default + Send + Sync + 'static {
     fn as_u8<'a>(rows: &'a [&'a [Self]]) -> Option<&'a [&'a [u8]]>;
 
     /// The im2col matrix of this element type kept in `buf`.
-    fn scratch(buf: &mut TileBuf) -> &mut Vec<Self>;
+    fn scratch(buf: &mut TileBuf) -> &mut AlignedVec<Self>;
 }
 
 fn check_tile<T>(b: &PackedB, rows: &[&[T]]) {
@@ -436,7 +439,7 @@ impl AElem for u8 {
         Some(rows)
     }
 
-    fn scratch(buf: &mut TileBuf) -> &mut Vec<u8> {
+    fn scratch(buf: &mut TileBuf) -> &mut AlignedVec<u8> {
         &mut buf.scratch_u8
     }
 }
@@ -509,7 +512,7 @@ impl AElem for i16 {
         None
     }
 
-    fn scratch(buf: &mut TileBuf) -> &mut Vec<i16> {
+    fn scratch(buf: &mut TileBuf) -> &mut AlignedVec<i16> {
         &mut buf.scratch_i16
     }
 }
@@ -518,7 +521,7 @@ impl AElem for i16 {
 /// block of 16 rows, `nkb` tiles of high bytes `x >> 8` then `nkb` tiles of low bytes
 /// `x & 255`, each `[16 rows][64 values of K]`. Rows past the last and values past `kpad` are
 /// 0 (their products with the packed weights are 0 either way).
-fn split_rows(isa: Isa, rows: &[&[i16]], kpad: usize, nkb: usize, dst: &mut Vec<u8>) {
+fn split_rows(isa: Isa, rows: &[&[i16]], kpad: usize, nkb: usize, dst: &mut AlignedVec<u8>) {
     let blocks = rows.len().div_ceil(16);
     let block = 2 * nkb * TILE;
     dst.clear();
@@ -641,7 +644,7 @@ fn gemm_rows_bytes<O: QInt>(
 /// Copies the rows (each at least `kpad` long) into `dst` at a stride of `kpad` bytes, which
 /// holds whole blocks of 16 rows; rows past the last keep whatever `dst` held (initialized
 /// bytes whose results are dropped).
-fn copy_rows_u8(rows: &[&[u8]], kpad: usize, dst: &mut Vec<u8>) {
+fn copy_rows_u8(rows: &[&[u8]], kpad: usize, dst: &mut AlignedVec<u8>) {
     let len = rows.len().div_ceil(16) * 16 * kpad;
     if dst.len() < len {
         dst.resize(len, 0);

@@ -13,6 +13,7 @@ use super::lut::PackedQLut;
 use super::prelu::Prelu;
 use super::rescale::qrescale_isa;
 use crate::error::{invalid, KernelError, Result};
+use crate::AlignedVec;
 use ipukit_ir::ops::fixed::{QBinary, QRescale};
 use ipukit_ir::DType;
 use std::sync::{Arc, Mutex};
@@ -511,13 +512,13 @@ fn operand<'a>(
 pub(crate) struct TailScratch {
     tiles: Vec<Tile>,
     /// Backing store of the layer's output chunk, in words so that any element type fits.
-    layer: Vec<u64>,
+    layer: AlignedVec<u64>,
     /// Backing store of a pooled chunk (a convolution's max pool, before the tail).
-    pooled: Vec<u64>,
+    pooled: AlignedVec<u64>,
 }
 
 /// `v` grown to hold `n` elements of `M`.
-fn grown<M: bytemuck::Pod>(mut v: Vec<u64>, n: usize) -> Vec<u64> {
+fn grown<M: bytemuck::Pod>(mut v: AlignedVec<u64>, n: usize) -> AlignedVec<u64> {
     let words = (n * size_of::<M>()).div_ceil(8);
     if v.len() < words {
         v.resize(words, 0);
@@ -528,23 +529,23 @@ fn grown<M: bytemuck::Pod>(mut v: Vec<u64>, n: usize) -> Vec<u64> {
 impl TailScratch {
     /// Takes the layer-output store out (give it back with [`TailScratch::restore_layer`]),
     /// grown to hold `n` elements of `M`; its contents are unspecified.
-    pub(crate) fn take_layer<M: bytemuck::Pod>(&mut self, n: usize) -> Vec<u64> {
+    pub(crate) fn take_layer<M: bytemuck::Pod>(&mut self, n: usize) -> AlignedVec<u64> {
         grown::<M>(std::mem::take(&mut self.layer), n)
     }
 
     /// Keeps the layer-output store for the next chunk or layer.
-    pub(crate) fn restore_layer(&mut self, v: Vec<u64>) {
+    pub(crate) fn restore_layer(&mut self, v: AlignedVec<u64>) {
         self.layer = v;
     }
 
     /// Takes the pooled-chunk store out (give it back with [`TailScratch::restore_pooled`]),
     /// grown to hold `n` elements of `M`; its contents are unspecified.
-    pub(crate) fn take_pooled<M: bytemuck::Pod>(&mut self, n: usize) -> Vec<u64> {
+    pub(crate) fn take_pooled<M: bytemuck::Pod>(&mut self, n: usize) -> AlignedVec<u64> {
         grown::<M>(std::mem::take(&mut self.pooled), n)
     }
 
     /// Keeps the pooled-chunk store for the next chunk or layer.
-    pub(crate) fn restore_pooled(&mut self, v: Vec<u64>) {
+    pub(crate) fn restore_pooled(&mut self, v: AlignedVec<u64>) {
         self.pooled = v;
     }
 }
