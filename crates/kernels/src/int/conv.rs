@@ -618,22 +618,14 @@ impl Ctx<'_> {
             if direct.is_none() {
                 scratch.resize(chunk.min(rows_total) * kpad, A::default());
             }
+            let im2col: &mut [A] = &mut scratch;
             let mut c0 = 0;
             match tail {
                 None => {
                     while c0 < rows_total {
                         let c1 = (c0 + chunk).min(rows_total);
                         let dst = &mut o[c0 * cout..c1 * cout];
-                        self.chunk(
-                            x,
-                            &map,
-                            pad,
-                            direct,
-                            p0 + c0,
-                            dst,
-                            &mut scratch[..],
-                            &mut buf,
-                        );
+                        self.chunk(x, &map, pad, direct, p0 + c0, dst, im2col, &mut buf);
                         c0 = c1;
                     }
                 }
@@ -647,7 +639,7 @@ impl Ctx<'_> {
                         let mid = &mut all[..(c1 - c0) * cout];
                         for (k, part) in mid.chunks_mut(chunk * cout).enumerate() {
                             let p = p0 + c0 + k * chunk;
-                            self.chunk(x, &map, pad, direct, p, part, &mut scratch[..], &mut buf);
+                            self.chunk(x, &map, pad, direct, p, part, im2col, &mut buf);
                         }
                         let dst = &mut o[c0 * cout / shrink..c1 * cout / shrink];
                         errors.keep(tail(mid, dst, &mut tiles));
