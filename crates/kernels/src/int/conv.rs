@@ -594,7 +594,7 @@ impl Ctx<'_> {
         let work = m * kpad * cout;
         let blocks = m.div_ceil(mr);
         let per_thread = if kpad * cout <= (1 << 18) { 2 } else { 1 };
-        let tasks = if threads <= 1 || work < (1 << 20) {
+        let tasks = if threads <= 1 || work < (1 << 16) {
             1
         } else {
             (threads * per_thread).min(blocks)

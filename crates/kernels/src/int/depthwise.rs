@@ -220,8 +220,9 @@ impl PackedQDepthwise {
             return Ok(());
         }
         let errors = FirstError::default();
-        // Below 32K outputs a second thread costs more (waking it) than it saves here.
-        par::for_rows(out, row, 1 << 15, |r0, chunk| match tail {
+        // Each output costs KH·KW multiply-adds and a requantization: worth splitting from 2K
+        // outputs on, with the pool's workers awake (`ipukit_runtime::install_awake`).
+        par::for_rows(out, row, 1 << 11, |r0, chunk| match tail {
             None => self.rows(x, x_shape, [oh, ow], r0, chunk),
             Some(tail) => {
                 let mut buf = TileBuf::take();
