@@ -45,11 +45,21 @@ pub fn install_awake<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -
             for _ in 0..others {
                 s.spawn(|_| stay_awake(&done, owner));
             }
-            let result = f();
-            done.store(true, Ordering::Release);
-            result
+            // Set on return and on unwinding alike: a panic in `f` must reach the caller, not
+            // leave the scope waiting for keepers that never stop.
+            let _stop = StopOnDrop(&done);
+            f()
         })
     })
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Runs pending pool work until `done`. A keeper that lands on the thread running the
@@ -84,6 +94,17 @@ mod tests {
             });
             assert_eq!(sum, 499_500 * 19_900);
         }
+    }
+
+    #[test]
+    fn a_panic_inside_reaches_the_caller() {
+        let (pool, _) = thread_pool(Some(2), "test").unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            install_awake(&pool, || panic!("inside"))
+        }));
+        assert!(caught.is_err());
+        // The pool still works afterwards.
+        assert_eq!(install_awake(&pool, || 7), 7);
     }
 
     #[test]
