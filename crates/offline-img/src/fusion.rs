@@ -4,7 +4,7 @@
 //! no memory and never lets its output share memory with its input.
 
 use crate::program::{Exec, Program};
-use ipukit_ir::ops::fixed::QRescale;
+use ipukit_ir::ops::fixed::{QReduce, QRescale};
 use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{Graph, Op, TensorId};
 use ipukit_runtime::LayerTail;
@@ -16,6 +16,16 @@ pub(crate) enum GroupKind {
     /// A `QConv2d` or `QDepthwiseConv2d` and its element-wise tail
     /// ([`ipukit_runtime::layer_tail`]).
     LayerTail(LayerTail),
+    /// A `QDepthwiseConv2d` on one image, its element-wise tail, and the global average pool
+    /// (a `QReduce` over height and width, node `last`) of the tail's output, which is
+    /// written too ([`FusedGroup::also`]): the squeeze of a squeeze-and-excitation block,
+    /// summed while the tail writes its rows.
+    LayerTailMean {
+        /// The depthwise layer's tail.
+        tail: LayerTail,
+        /// The reduction.
+        reduce: QReduce,
+    },
     /// `InputNormalize` and the `QRescale` that alone reads it.
     InputRescale(QRescale),
     /// A `QConv2d`, the max pool (node `first + 1`) whose windows tile its output and alone
@@ -33,6 +43,9 @@ pub(crate) enum GroupKind {
 pub(crate) struct FusedGroup {
     /// The group's last node, whose output the step writes.
     pub last: usize,
+    /// A member before `last` whose output the step writes as well (nodes after the group
+    /// read it); the other members' outputs are never written.
+    pub also: Option<usize>,
     /// What the step runs.
     pub kind: GroupKind,
 }
@@ -65,10 +78,14 @@ fn group_at(
                 return conv_pool(g, exec, readers, outputs, i);
             };
             let last = t.last_node();
-            fusable_run(exec, i + 1, last).then_some(FusedGroup {
+            if !fusable_run(exec, i + 1, last) {
+                return None;
+            }
+            Some(tail_mean(g, exec, i, &t).unwrap_or(FusedGroup {
                 last,
+                also: None,
                 kind: GroupKind::LayerTail(t),
-            })
+            }))
         }
         Op::InputNormalize(_) => {
             let y = node.outputs[0];
@@ -80,12 +97,39 @@ fn group_at(
             (alone && next.outputs.len() == 1 && fusable_run(exec, i + 1, i + 1)).then(|| {
                 FusedGroup {
                     last: i + 1,
+                    also: None,
                     kind: GroupKind::InputRescale(r.clone()),
                 }
             })
         }
         _ => None,
     }
+}
+
+/// The depthwise layer at node `i` with its tail `t`, when the node right after the tail is
+/// a `QReduce` over the height and width of the tail's output, for one image.
+fn tail_mean(g: &Graph, exec: &[Exec], i: usize, t: &LayerTail) -> Option<FusedGroup> {
+    let Op::QDepthwiseConv2d(_) = g.nodes[i].op else {
+        return None;
+    };
+    let y = *g.nodes[t.last_node()].outputs.first()?;
+    let r = t.last_node() + 1;
+    let next = g.nodes.get(r)?;
+    let Op::QReduce(reduce) = &next.op else {
+        return None;
+    };
+    let shape = &g.tensor(y).shape;
+    let spatial = reduce.reduce.axes == [1, 2] && shape.len() == 4 && shape[0] == 1;
+    (spatial && next.inputs == [y] && next.outputs.len() == 1 && fusable_run(exec, r, r)).then(
+        || FusedGroup {
+            last: r,
+            also: Some(t.last_node()),
+            kind: GroupKind::LayerTailMean {
+                tail: t.clone(),
+                reduce: reduce.clone(),
+            },
+        },
+    )
 }
 
 /// A `QConv2d` at node `i` whose output only a max pool right after it reads, the pool's
@@ -117,6 +161,7 @@ fn conv_pool(
         .filter(|t| fusable_run(exec, i + 2, t.last_node()));
     Some(FusedGroup {
         last: tail.as_ref().map_or(i + 1, |t| t.last_node()),
+        also: None,
         kind: GroupKind::ConvPool {
             pool: pool.clone(),
             tail,

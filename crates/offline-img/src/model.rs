@@ -6,7 +6,7 @@ use crate::format::{self, BatchMode, Image};
 use crate::fusion::{fused_groups, FusedGroup, GroupKind};
 use crate::program::{table_index_type, tableable, Exec};
 use ipukit_config::InputConfig;
-use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QRescale};
+use ipukit_ir::ops::fixed::{QBinary, QBinaryKind, QReduce, QRescale};
 use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{DType, Graph, Node, Op, TensorData, TensorId};
 use ipukit_kernels::int::{PackedQLut, Tail};
@@ -78,6 +78,8 @@ enum Step {
         layer: FusedLayer,
         input: TensorId,
         output: TensorId,
+        /// A member's output the step writes as well ([`FusedGroup::also`]).
+        also: Option<TensorId>,
     },
     Skip,
 }
@@ -101,16 +103,48 @@ enum FusedLayer {
         pool: Pool2d,
         tail: Option<Arc<Tail>>,
     },
+    /// A `QDepthwiseConv2d`, its tail, and the mean over height and width of the tail's
+    /// output (written too), from channel sums taken as the tail writes its rows.
+    TailMean {
+        kernel: NodeKernel,
+        tail: Arc<Tail>,
+        reduce: QReduce,
+    },
 }
 
 impl FusedLayer {
-    fn run(&self, x: ValueView<'_>, o: DataMut<'_>) -> std::result::Result<(), RuntimeError> {
-        match self {
-            FusedLayer::ConvTail { kernel, tail } => kernel.run_tail(tail, x, o),
-            FusedLayer::InputRescale { kernel, rescale } => kernel.run_then_rescale(rescale, x, o),
-            FusedLayer::ConvPool { kernel, pool, tail } => {
+    /// Runs from `x` into `o` (the group's last output) and `also` (the member output the
+    /// step writes as well, for [`FusedLayer::TailMean`]).
+    fn run(
+        &self,
+        x: ValueView<'_>,
+        o: DataMut<'_>,
+        also: Option<DataMut<'_>>,
+    ) -> std::result::Result<(), RuntimeError> {
+        match (self, also) {
+            (FusedLayer::ConvTail { kernel, tail }, None) => kernel.run_tail(tail, x, o),
+            (FusedLayer::InputRescale { kernel, rescale }, None) => {
+                kernel.run_then_rescale(rescale, x, o)
+            }
+            (FusedLayer::ConvPool { kernel, pool, tail }, None) => {
                 kernel.run_pool_tail(pool, tail.as_deref(), x, o)
             }
+            (
+                FusedLayer::TailMean {
+                    kernel,
+                    tail,
+                    reduce,
+                },
+                Some(layer_out),
+            ) => kernel.run_tail_mean(tail, reduce, x, layer_out, o),
+            _ => Err(RuntimeError::Kernel {
+                node: "fused step".into(),
+                op: "fusion",
+                source: ipukit_kernels::KernelError::Invalid {
+                    op: "fusion",
+                    reason: "a fused step without the outputs its layers write".into(),
+                },
+            }),
         }
     }
 }
@@ -275,8 +309,23 @@ fn fused_step(
             pool: pool.clone(),
             tail: tail.as_ref().map(|t| specialize(&t.tail)).transpose()?,
         },
+        GroupKind::LayerTailMean { tail, reduce } => FusedLayer::TailMean {
+            kernel,
+            tail: specialize(&tail.tail)?,
+            reduce: reduce.clone(),
+        },
     };
-    if !places_disjoint(place, input, output) {
+    let also = match group.also {
+        Some(m) => Some(*g.nodes[m].outputs.first().ok_or_else(|| {
+            crate::error::corrupt(
+                "program",
+                format!("fused node '{}' without output", g.nodes[m].name),
+            )
+        })?),
+        None => None,
+    };
+    let writes_over_input = also.is_some_and(|a| !places_disjoint(place, input, a));
+    if writes_over_input || !places_disjoint(place, input, output) {
         return Err(crate::error::corrupt(
             "memory plan",
             format!(
@@ -289,6 +338,7 @@ fn fused_step(
         layer,
         input,
         output,
+        also,
     })
 }
 
@@ -1221,21 +1271,37 @@ impl OfflineModel {
                         layer,
                         input,
                         output,
+                        also,
                     } => {
                         let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, *input))?;
-                        let (oo, ol) = place[output.0].ok_or_else(|| no_place(g, *output))?;
-                        let (slices, gaps) = split(arena, &[(oo, ol)])?;
-                        let (xt, ot) = (g.tensor(*input), g.tensor(*output));
+                        let o = place[output.0].ok_or_else(|| no_place(g, *output))?;
+                        let also_at = also
+                            .map(|t| place[t.0].ok_or_else(|| no_place(g, t)))
+                            .transpose()?;
+                        // `split` takes the places in arena order.
+                        let (mut slices, gaps) = match also_at {
+                            Some(a) if a.0 < o.0 => split(arena, &[a, o])?,
+                            Some(a) => split(arena, &[o, a])?,
+                            None => split(arena, &[o])?,
+                        };
+                        if also_at.is_some_and(|a| a.0 < o.0) {
+                            slices.reverse();
+                        }
+                        let xt = g.tensor(*input);
                         let xv = ValueView {
                             shape: &xt.shape,
                             data: typed(xt.dtype, find(&gaps, xo, xl)?)?,
                         };
-                        let Some(out) = slices.into_iter().next() else {
+                        let mut slices = slices.into_iter();
+                        let Some(out) = slices.next() else {
                             return Err(no_place(g, *output));
                         };
-                        layer
-                            .run(xv, typed_mut(ot.dtype, out)?)
-                            .map_err(ImgError::Runtime)?;
+                        let out = typed_mut(g.tensor(*output).dtype, out)?;
+                        let also_out = match (also, slices.next()) {
+                            (Some(t), Some(slice)) => Some(typed_mut(g.tensor(*t).dtype, slice)?),
+                            _ => None,
+                        };
+                        layer.run(xv, out, also_out).map_err(ImgError::Runtime)?;
                     }
                     Step::TableMul {
                         lut,

@@ -102,12 +102,14 @@ pub(crate) fn liveness(p: &Program) -> Liveness {
             producer[o.0] = Some(i);
         }
     }
-    // For each member of a fused group: the group's first and last node.
-    let mut fused: Vec<Option<(usize, usize)>> = vec![None; n_steps];
+    // For each member of a fused group: the group's first node, and whether the step writes
+    // the member's output.
+    let mut fused: Vec<Option<(usize, bool)>> = vec![None; n_steps];
     for (i, group) in crate::fusion::fused_groups(p).iter().enumerate() {
         if let Some(group) = group {
-            for f in &mut fused[i..=group.last] {
-                *f = Some((i, group.last));
+            for (k, f) in fused[i..=group.last].iter_mut().enumerate() {
+                let member = i + k;
+                *f = Some((i, member == group.last || Some(member) == group.also));
             }
         }
     }
@@ -130,7 +132,7 @@ pub(crate) fn liveness(p: &Program) -> Liveness {
         } else if p.exec[i] != Exec::TableLink {
             head = i;
         }
-        let group_internal = fused[i].is_some_and(|(_, last)| i != last);
+        let group_internal = fused[i].is_some_and(|(_, written)| !written);
         for &t in &n.inputs {
             if let Some(gr) = group[t.0] {
                 groups[gr].1 = groups[gr].1.max(i);

@@ -9,9 +9,11 @@
 
 use ipukit_ir::ops::fixed::{
     ImageInput, InputNormalize, OutRange, QBinary, QBinaryKind, QConv2d, QDepthwiseConv2d, QLayer,
-    QRescale, Requant,
+    QReduce, QRescale, Requant,
 };
-use ipukit_ir::ops::{Conv2d, DepthwiseConv2d, FusedActivation, Padding2d, Pool2d, PoolKind};
+use ipukit_ir::ops::{
+    Conv2d, DepthwiseConv2d, FusedActivation, Padding2d, Pool2d, PoolKind, Reduce, ReduceOp,
+};
 use ipukit_ir::{DType, Graph, Op, TensorData, TensorId};
 use ipukit_kernels::int::build_lut;
 use ipukit_offline_img::{compile, CompileOptions, LoadOptions, OfflineModel};
@@ -263,6 +265,22 @@ fn profiled_runs_time_every_step_once() {
 /// table and its square (the tail), then a sum with the depthwise layer's input (which ends
 /// the tail: it reads a value from outside).
 fn depthwise_graph() -> Graph {
+    let (mut g, c, h) = depthwise_hswish();
+    let sq = binary(&mut g, "square", QBinaryKind::Mul(rq(1.0 / 32768.0)), h, h);
+    let add = QBinaryKind::Add {
+        ma: 1 << 19,
+        mb: 1 << 19,
+        shift: 20,
+    };
+    let y = binary(&mut g, "sum", add, sq, c);
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+/// image → normalize → UINT8 → conv (8-bit, to INT16) → depthwise 5×5 (16-bit) → HardSwish
+/// table: the graph, the convolution's output and the table's.
+fn depthwise_hswish() -> (Graph, TensorId, TensorId) {
     let mut g = Graph::new();
     let x = g.add_input("image", DType::U8, vec![1, H, W, 3]);
     let norm = Op::InputNormalize(InputNormalize {
@@ -308,16 +326,7 @@ fn depthwise_graph() -> Graph {
     let h = g
         .add_node("hswish", Op::QLut(hswish), vec![d], &["h"])
         .unwrap()[0];
-    let sq = binary(&mut g, "square", QBinaryKind::Mul(rq(1.0 / 32768.0)), h, h);
-    let add = QBinaryKind::Add {
-        ma: 1 << 19,
-        mb: 1 << 19,
-        shift: 20,
-    };
-    let y = binary(&mut g, "sum", add, sq, c);
-    g.outputs.push(y);
-    g.validate().unwrap();
-    g
+    (g, c, h)
 }
 
 /// Compiles `g` and checks what only the image fuses: the groups it runs (`groups`), that
@@ -388,6 +397,58 @@ fn depthwise_tails_are_fused_in_the_image_only() {
         &[("normalize", "a_uint8"), ("dw", "square")],
         &["dw_out", "h"],
         [1, H, W, 3],
+    );
+}
+
+/// image → normalize → UINT8 → conv (8-bit, to INT16) → depthwise 5×5 (16-bit) → HardSwish
+/// table → global average pool (a `QReduce` Mean over height and width) → the product of the
+/// HardSwish output and the pooled channels: a squeeze-and-excitation block's shape.
+fn squeeze_graph() -> Graph {
+    let (mut g, _, h) = depthwise_hswish();
+    let mean = Op::QReduce(QReduce {
+        reduce: Reduce {
+            op: ReduceOp::Mean,
+            axes: vec![1, 2],
+            keep_dims: true,
+        },
+        input_zero_point: 0,
+        requant: rq(4.0),
+        out_dtype: DType::I16,
+        out: OutRange::full(DType::I16, 0),
+    });
+    let m = g.add_node("gap", mean, vec![h], &["gap_out"]).unwrap()[0];
+    let y = binary(&mut g, "excite", QBinaryKind::Mul(rq(1.0 / 4096.0)), h, m);
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+/// Only the image sums a depthwise layer's tail output into its global average pool while
+/// writing it; the mean and the product after it stay the session's integers, the layer's
+/// own output has no place, and the tail's output (read by the product) keeps one.
+#[test]
+fn squeeze_means_are_fused_in_the_image_only() {
+    let g = squeeze_graph();
+    check_image_only_fusion(
+        &g,
+        &[("normalize", "a_uint8"), ("dw", "gap")],
+        &["dw_out"],
+        [1, H, W, 3],
+    );
+    let c = compile(
+        &g,
+        &SimMetadata::new(Stage::Fixed, "image-only"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let place = |name: &str| {
+        let t = g.tensors.iter().position(|t| t.name == name).unwrap();
+        c.image.plan.place[t]
+    };
+    let (h, m) = (place("h").unwrap(), place("gap_out").unwrap());
+    assert!(
+        h.0 + h.1 <= m.0 || m.0 + m.1 <= h.0,
+        "the step's two outputs overlap"
     );
 }
 

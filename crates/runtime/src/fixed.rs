@@ -470,6 +470,40 @@ pub(crate) fn run_conv_tail(
     }
 }
 
+/// A packed depthwise layer and its element-wise `tail` into `out` on one image, then the
+/// global average pool (or sum) `reduce` of `out` over its height and width into `mean`, from
+/// channel sums taken while the rows were in cache.
+pub(crate) fn run_dw_tail_mean(
+    op: &Op,
+    layer: &PackedQDepthwise,
+    tail: &Tail,
+    reduce: &ipukit_ir::ops::fixed::QReduce,
+    x: ValueView<'_>,
+    out: DataMut<'_>,
+    mean: DataMut<'_>,
+) -> Result<()> {
+    let shape = layer.output_shape(x.shape)?;
+    if reduce.reduce.axes != [1, 2] {
+        return Err(invalid(
+            op,
+            format!(
+                "a mean over axes {:?}, not height and width",
+                reduce.reduce.axes
+            ),
+        ));
+    }
+    let mut sums = vec![0i64; shape[3]];
+    match (x.data, out) {
+        (DataRef::U8(xs), DataMut::U8(o)) => layer.run_tail_sums(xs, x.shape, tail, o, &mut sums),
+        (DataRef::U8(xs), DataMut::I16(o)) => layer.run_tail_sums(xs, x.shape, tail, o, &mut sums),
+        (DataRef::I16(xs), DataMut::U8(o)) => layer.run_tail_sums(xs, x.shape, tail, o, &mut sums),
+        (DataRef::I16(xs), DataMut::I16(o)) => layer.run_tail_sums(xs, x.shape, tail, o, &mut sums),
+        (d, _) => Err(unsupported(op, d.dtype())),
+    }?;
+    let cnt = shape[1] * shape[2];
+    with_qout!(op, mean, |m| int::qreduce_sums(reduce, &sums, cnt, m))
+}
+
 /// A packed `QConv2d`, the max pool tiling its output, then `tail` (if any), for every
 /// input and output type they take.
 pub(crate) fn run_conv_pool(

@@ -138,6 +138,35 @@ impl NodeKernel {
         }
     }
 
+    /// Runs the node, a `QDepthwiseConv2d` on one image, followed by `tail` into `out`, then
+    /// `reduce`, a mean (or sum) of `out` over its height and width, into `mean`. The same
+    /// integers as the node, each tail operator, then the reduction; the sums are taken as
+    /// the tail writes its rows.
+    pub fn run_tail_mean(
+        &self,
+        tail: &Tail,
+        reduce: &ipukit_ir::ops::fixed::QReduce,
+        x: ValueView<'_>,
+        out: DataMut<'_>,
+        mean: DataMut<'_>,
+    ) -> Result<()> {
+        let err = |source: KernelError| RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        };
+        match &self.packed {
+            Some(QPacked::Depthwise(d)) => {
+                crate::fixed::run_dw_tail_mean(&self.op, d, tail, reduce, x, out, mean).map_err(err)
+            }
+            _ => Err(err(KernelError::Invalid {
+                op: self.op.name(),
+                reason: "channel sums follow only a depthwise convolution with constant weights"
+                    .into(),
+            })),
+        }
+    }
+
     /// Runs the node, a `QConv2d`, then `pool` (a max pool whose windows tile the node's
     /// output), then `tail` if any: `x` is the activation input, `out` the pooled (and
     /// tail's) output. The same integers as the node, the pool and each tail operator.

@@ -12,7 +12,7 @@ use super::conv::{check_layer_out, LayerInput, QWeights};
 use super::epilogue::ChannelRequant;
 use super::gemm::{check_int32_bound, Mode, TileBuf};
 use super::isa::{multiversion, Isa};
-use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
+use super::tail::{add_channel_sums, check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::par;
 use crate::window::{nhwc_with_channels, ConvGeometry};
@@ -20,6 +20,7 @@ use crate::AlignedVec;
 use ipukit_ir::ops::fixed::QDepthwiseConv2d;
 use ipukit_ir::ops::FusedActivation;
 use ipukit_ir::DType;
+use std::sync::Mutex;
 
 /// Channels accumulated together in registers.
 const BLOCK: usize = 32;
@@ -177,15 +178,68 @@ impl PackedQDepthwise {
         tail: &Tail,
         out: &mut [O],
     ) -> Result<()> {
-        check_tail_fits(OP, tail, self.cin * self.mult, O::DTYPE)?;
+        self.run_tail_summing(x, x_shape, tail, out, None)
+    }
+
+    /// [`PackedQDepthwise::run_tail`] on one image (`x_shape[0] = 1`) that also adds each
+    /// channel of its output into `sums` (one per channel) while the rows are in cache: the
+    /// plain sums a global average pool of `out` starts from
+    /// ([`super::qreduce_sums`]).
+    pub fn run_tail_sums<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+        sums: &mut [i64],
+    ) -> Result<()> {
+        let channels = self.cin * self.mult;
+        if x_shape.first() != Some(&1) || sums.len() != channels {
+            return Err(invalid(
+                OP,
+                format!(
+                    "channel sums of input {x_shape:?} into {} values (one image, {channels} channels)",
+                    sums.len()
+                ),
+            ));
+        }
+        let total = Mutex::new(vec![0i64; channels]);
+        self.run_tail_summing(x, x_shape, tail, out, Some(&total))?;
+        let total = total
+            .into_inner()
+            .map_err(|_| invalid(OP, "a channel-sum task panicked"))?;
+        sums.copy_from_slice(&total);
+        Ok(())
+    }
+
+    /// [`PackedQDepthwise::run_tail`], adding each chunk's output channels into `sums`.
+    fn run_tail_summing<X: LayerInput, O: LayerInput>(
+        &self,
+        x: &[X],
+        x_shape: &[usize],
+        tail: &Tail,
+        out: &mut [O],
+        sums: Option<&Mutex<Vec<i64>>>,
+    ) -> Result<()> {
+        let channels = self.cin * self.mult;
+        check_tail_fits(OP, tail, channels, O::DTYPE)?;
         let isa = self.isa;
+        let sum = |o: &[O]| {
+            if let Some(sums) = sums {
+                add_channel_sums(o, channels, sums);
+            }
+        };
         match self.out_dtype {
             DType::U8 => {
-                let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| {
+                    tail.run_rows(isa, m, o, s).map(|()| sum(o))
+                };
                 self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f))
             }
             DType::I16 => {
-                let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
+                let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| {
+                    tail.run_rows(isa, m, o, s).map(|()| sum(o))
+                };
                 self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f))
             }
             d => Err(invalid(OP, format!("a tail after a {d} output"))),
@@ -670,6 +724,36 @@ mod tests {
                     });
                     assert_eq!(got, want, "16-bit {bits16}, {isa}, {threads} threads");
                 }
+                // One image, its output channels summed on the way (a global average pool's
+                // start): the same output, and the sums of the output's channels.
+                let xs1 = [1, xs[1], xs[2], xs[3]];
+                let (per_x, per_o) = (xs1.iter().product::<usize>(), n / xs[0]);
+                let mut want_sums = vec![0i64; cout];
+                for pixel in want[..per_o].chunks_exact(cout) {
+                    for (s, &v) in want_sums.iter_mut().zip(pixel) {
+                        *s += v as i64;
+                    }
+                }
+                let summed = |shape: &[usize], o: &mut [u8], sums: &mut [i64]| {
+                    if bits16 {
+                        p.run_tail_sums(&data.x16()[..per_x], shape, &tail, o, sums)
+                    } else {
+                        p.run_tail_sums(&data.x8()[..per_x], shape, &tail, o, sums)
+                    }
+                };
+                for threads in [1, 2] {
+                    let (o, sums) = with_threads(threads, || {
+                        let (mut o, mut sums) = (vec![0u8; per_o], vec![0i64; cout]);
+                        summed(&xs1, &mut o, &mut sums).unwrap();
+                        (o, sums)
+                    });
+                    assert_eq!(o, want[..per_o], "{isa}, {threads} threads");
+                    assert_eq!(sums, want_sums, "{isa}, {threads} threads");
+                }
+                // Two images, or sums for other channels, are errors.
+                let mut o = vec![0u8; per_o];
+                assert!(summed(&[2, xs[1] / 2, xs[2], xs[3]], &mut o, &mut [0; 48]).is_err());
+                assert!(summed(&xs1, &mut o, &mut [0; 8]).is_err());
                 // Written as INT16 where the tail gives UINT8; a tail for other channels.
                 let mut wrong = vec![0i16; n];
                 let x16 = data.x16();

@@ -50,7 +50,7 @@ pub use lut::{build_lut, lut_value, qlut, PackedQLut};
 pub use pool::{max_pool2d, max_pool2d_isa, qavg_pool2d, qavg_pool2d_isa};
 pub use prelu::Prelu;
 pub use quantize::{dequantize, dequantize_isa, quantize, quantize_isa};
-pub use reduce::{qreduce, reduce_extreme};
+pub use reduce::{qreduce, qreduce_sums, reduce_extreme};
 pub use rescale::{qrescale, qrescale_isa};
 pub use resize::{qresize, resize_nearest};
 pub use softmax::{build_exp_table, qsoftmax};

@@ -100,11 +100,30 @@ pub fn qreduce<X: QInt, O: QInt>(
     fold(x, x_shape, &r.axes, &mut acc, 0i64, |a, v| {
         a + v.into() as i64
     });
+    qreduce_sums(attrs, &acc, cnt, out)
+}
+
+/// The end of [`qreduce`] from the plain sums `Σ x` (no zero point subtracted) of the `cnt`
+/// elements reduced into each output, for a caller that summed them itself (a layer that
+/// sums its output while it writes it).
+pub fn qreduce_sums<O: QInt>(
+    attrs: &QReduce,
+    sums: &[i64],
+    cnt: usize,
+    out: &mut [O],
+) -> Result<()> {
+    const OP: &str = "QReduce";
+    if !matches!(attrs.reduce.op, ReduceOp::Mean | ReduceOp::Sum) {
+        return Err(invalid(OP, "only Mean and Sum are quantized reductions"));
+    }
+    check_requant(OP, attrs.requant)?;
+    check_out::<O>(OP, Some(attrs.out_dtype), &attrs.out)?;
+    check_len(OP, "output", out.len(), sums.len())?;
     let z = attrs.input_zero_point as i64;
-    for (o, &a) in out.iter_mut().zip(&acc) {
+    for (o, &a) in out.iter_mut().zip(sums) {
         // Σ (x − z) = Σ x − cnt · z.
         let s = a - cnt as i64 * z;
-        let v = match r.op {
+        let v = match attrs.reduce.op {
             ReduceOp::Mean if cnt == 0 => 0,
             ReduceOp::Mean => mean_round(s, cnt as u64, attrs.requant),
             _ => requant(s, attrs.requant),

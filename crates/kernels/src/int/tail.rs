@@ -576,6 +576,27 @@ pub(crate) fn check_tail_fits(
     Ok(())
 }
 
+/// Adds the channels of `rows` (whole pixels of `channels` values, channels innermost) into
+/// `sums`: a chunk's own sums first, then one short lock. Integer sums, so the order the
+/// chunks arrive in does not change the result.
+pub(crate) fn add_channel_sums<O: super::arith::QInt>(
+    rows: &[O],
+    channels: usize,
+    sums: &Mutex<Vec<i64>>,
+) {
+    let mut own = vec![0i64; channels];
+    for pixel in rows.chunks_exact(channels.max(1)) {
+        for (s, &v) in own.iter_mut().zip(pixel) {
+            *s += v.into() as i64;
+        }
+    }
+    if let Ok(mut total) = sums.lock() {
+        for (t, s) in total.iter_mut().zip(&own) {
+            *t += s;
+        }
+    }
+}
+
 /// The first error of parallel tasks.
 #[derive(Default)]
 pub(crate) struct FirstError(Mutex<Option<KernelError>>);
