@@ -1,7 +1,7 @@
 //! The layer groups the loaded program runs as one step (`docs/offline-img.md` §9). The
 //! compiler's memory planner, the loader's plan check and the loader find them with the same
 //! rules on the same program, so the plan gives a group's never-written intermediate values
-//! no memory and never lets its output share memory with its input.
+//! no memory and never lets its outputs share memory with its input.
 
 use crate::program::{Exec, Program};
 use ipukit_ir::ops::fixed::{QReduce, QRescale};
