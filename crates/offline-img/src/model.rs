@@ -1279,14 +1279,15 @@ impl OfflineModel {
                             .map(|t| place[t.0].ok_or_else(|| no_place(g, t)))
                             .transpose()?;
                         // `split` takes the places in arena order.
-                        let (mut slices, gaps) = match also_at {
-                            Some(a) if a.0 < o.0 => split(arena, &[a, o])?,
+                        let (slices, gaps) = match also_at {
+                            Some(a) if a.0 < o.0 => {
+                                let (mut s, gaps) = split(arena, &[a, o])?;
+                                s.reverse();
+                                (s, gaps)
+                            }
                             Some(a) => split(arena, &[o, a])?,
                             None => split(arena, &[o])?,
                         };
-                        if also_at.is_some_and(|a| a.0 < o.0) {
-                            slices.reverse();
-                        }
                         let xt = g.tensor(*input);
                         let xv = ValueView {
                             shape: &xt.shape,

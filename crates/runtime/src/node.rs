@@ -81,6 +81,15 @@ impl NodeKernel {
         &self.op
     }
 
+    /// `source`, naming this node.
+    fn error(&self, source: KernelError) -> RuntimeError {
+        RuntimeError::Kernel {
+            node: self.name.clone(),
+            op: self.op.name(),
+            source,
+        }
+    }
+
     /// Runs the node: `inputs` in the node's order (only the first one when
     /// [`NodeKernel::reads_first_input_only`]), `outputs` with the inferred shapes. `scratch`
     /// is working memory some float kernels grow; fixed-point kernels do not use it.
@@ -90,11 +99,7 @@ impl NodeKernel {
         outputs: &mut [NodeOutput<'_>],
         scratch: &mut Vec<f32>,
     ) -> Result<()> {
-        let err = |source: KernelError| RuntimeError::Kernel {
-            node: self.name.clone(),
-            op: self.op.name(),
-            source,
-        };
+        let err = |source| self.error(source);
         if let Some(p) = &self.packed {
             let (Some(&x), [out]) = (inputs.first(), outputs) else {
                 return Err(err(KernelError::Invalid {
@@ -118,11 +123,7 @@ impl NodeKernel {
     /// [`crate::layer_tail`]): `x` is the activation input, `out` the tail's output. The same
     /// integers as the node then each operator of the tail.
     pub fn run_tail(&self, tail: &Tail, x: ValueView<'_>, out: DataMut<'_>) -> Result<()> {
-        let err = |source: KernelError| RuntimeError::Kernel {
-            node: self.name.clone(),
-            op: self.op.name(),
-            source,
-        };
+        let err = |source| self.error(source);
         match &self.packed {
             Some(QPacked::Conv(c)) => {
                 crate::fixed::run_conv_tail(&self.op, c.as_ref(), tail, x, out).map_err(err)
@@ -150,11 +151,7 @@ impl NodeKernel {
         out: DataMut<'_>,
         mean: DataMut<'_>,
     ) -> Result<()> {
-        let err = |source: KernelError| RuntimeError::Kernel {
-            node: self.name.clone(),
-            op: self.op.name(),
-            source,
-        };
+        let err = |source| self.error(source);
         match &self.packed {
             Some(QPacked::Depthwise(d)) => {
                 crate::fixed::run_dw_tail_mean(&self.op, d, tail, reduce, x, out, mean).map_err(err)
@@ -177,11 +174,7 @@ impl NodeKernel {
         x: ValueView<'_>,
         out: DataMut<'_>,
     ) -> Result<()> {
-        let err = |source: KernelError| RuntimeError::Kernel {
-            node: self.name.clone(),
-            op: self.op.name(),
-            source,
-        };
+        let err = |source| self.error(source);
         match &self.packed {
             Some(QPacked::Conv(c)) => {
                 crate::fixed::run_conv_pool(&self.op, c, pool, tail, x, out).map_err(err)
@@ -201,11 +194,7 @@ impl NodeKernel {
         x: ValueView<'_>,
         out: DataMut<'_>,
     ) -> Result<()> {
-        let err = |source: KernelError| RuntimeError::Kernel {
-            node: self.name.clone(),
-            op: self.op.name(),
-            source,
-        };
+        let err = |source| self.error(source);
         let Op::InputNormalize(norm) = &self.op else {
             return Err(err(KernelError::Invalid {
                 op: self.op.name(),
