@@ -89,6 +89,17 @@ impl<T: Pod> AlignedVec<T> {
             self[old..].fill(value);
         }
     }
+
+    /// Sets the length to `len` without writing: elements past the old length keep what the
+    /// storage last held (zero if never written). For scratch written before it is read,
+    /// where [`AlignedVec::resize`]'s fill would be a wasted pass.
+    pub fn resize_unspecified(&mut self, len: usize) {
+        let lines = (len * size_of::<T>()).div_ceil(LINE);
+        if self.lines.len() < lines {
+            self.lines.resize(lines, Line([0; LINE]));
+        }
+        self.len = len;
+    }
 }
 
 impl<T: Pod> Default for AlignedVec<T> {
@@ -146,6 +157,10 @@ mod tests {
         assert_eq!(v.len(), 40);
         assert_eq!(v[4], 7);
         assert!(v[5..].iter().all(|&x| x == 3));
+        v.resize_unspecified(10);
+        assert_eq!((v.len(), v[4], v[9]), (10, 7, 3));
+        v.resize_unspecified(100);
+        assert_eq!((v.len(), v[39], v[99]), (100, 3, 0));
         assert_eq!(v.as_ptr() as usize % 64, 0);
         v.resize(2, 9);
         assert_eq!(&*v, &[0, 0]);

@@ -269,22 +269,23 @@ impl PackedQDepthwise {
                 ))
             }
         }
-        let row = ow * cout;
-        if row == 0 || n * oh == 0 {
+        if ow * cout == 0 || n * oh == 0 {
             return Ok(());
         }
         let errors = FirstError::default();
         // Each output costs KH·KW multiply-adds and a requantization: worth splitting from 2K
-        // outputs on, with the pool's workers awake (`ipukit_runtime::install_awake`).
-        par::for_rows(out, row, 1 << 11, |r0, chunk| match tail {
-            None => self.rows(x, x_shape, [oh, ow], r0, chunk),
+        // outputs on, with the pool's workers awake (`ipukit_runtime::install_awake`). Chunks
+        // are whole pixels, not whole rows: the late layers of a network have fewer rows
+        // than a balanced split needs (3 rows on 2 threads is a 2 : 1 split).
+        par::for_rows(out, cout, 1 << 11, |p0, chunk| match tail {
+            None => self.pixels(x, x_shape, [oh, ow], p0, chunk),
             Some(tail) => {
                 let mut buf = TileBuf::take();
                 let mut tiles = std::mem::take(&mut buf.tail);
                 let mut store = tiles.take_layer::<M>(chunk.len());
                 let all: &mut [M] = bytemuck::cast_slice_mut(&mut store[..]);
                 let mid = &mut all[..chunk.len()];
-                self.rows(x, x_shape, [oh, ow], r0, mid);
+                self.pixels(x, x_shape, [oh, ow], p0, mid);
                 errors.keep(tail(mid, chunk, &mut tiles));
                 tiles.restore_layer(store);
                 buf.tail = tiles;
@@ -294,35 +295,39 @@ impl PackedQDepthwise {
         errors.into_result()
     }
 
-    /// Output rows `r0..` (of `ow · cout` elements, `oh` per image) into `dst`; the input's
-    /// type was checked against the mode.
-    fn rows<X: LayerInput, T: QInt>(
+    /// Output pixels `p0..` (of `cout` elements; `ow` per row, `oh` rows per image) into
+    /// `dst`, one segment of a row at a time; the input's type was checked against the mode.
+    fn pixels<X: LayerInput, T: QInt>(
         &self,
         x: &[X],
         x_shape: &[usize],
         [oh, ow]: [usize; 2],
-        r0: usize,
+        p0: usize,
         dst: &mut [T],
     ) {
         let (h, w) = (x_shape[1], x_shape[2]);
         let cout = self.cin * self.mult;
-        let row = ow * cout;
         let isa = self.isa;
-        if let Some(x) = X::as_u8(x) {
-            let mut acc = vec![0i32; row];
-            for (r, dst) in dst.chunks_exact_mut(row).enumerate() {
-                let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
-                dw_row8(isa, self, x, h, w, b, oy, &mut acc);
-                // The row's pixels as rows of `cout` channels.
-                self.rq.block_i32(isa, 0, &acc, cout, ow, cout, dst, cout);
+        let (mut p, mut dst) = (p0, dst);
+        let mut acc8 = Vec::new();
+        let mut acc16 = Vec::new();
+        while !dst.is_empty() {
+            let (r, ox0) = (p / ow, p % ow);
+            let (b, oy) = (r / oh, r % oh);
+            let seg = (ow - ox0).min(dst.len() / cout);
+            let (out, rest) = std::mem::take(&mut dst).split_at_mut(seg * cout);
+            // The segment's pixels as rows of `cout` channels.
+            if let Some(x) = X::as_u8(x) {
+                acc8.resize(seg * cout, 0i32);
+                dw_row8(isa, self, x, h, w, [b, oy, ox0], &mut acc8);
+                self.rq.block_i32(isa, 0, &acc8, cout, seg, cout, out, cout);
+            } else if let Some(x) = X::as_i16(x) {
+                acc16.resize(seg * cout, 0i64);
+                dw_row16(isa, self, x, h, w, [b, oy, ox0], &mut acc16);
+                self.rq
+                    .block_i64(isa, 0, &acc16, cout, seg, cout, out, cout);
             }
-        } else if let Some(x) = X::as_i16(x) {
-            let mut acc = vec![0i64; row];
-            for (r, dst) in dst.chunks_exact_mut(row).enumerate() {
-                let (b, oy) = ((r0 + r) / oh, (r0 + r) % oh);
-                dw_row16(isa, self, x, h, w, b, oy, &mut acc);
-                self.rq.block_i64(isa, 0, &acc, cout, ow, cout, dst, cout);
-            }
+            (p, dst) = (p + seg, rest);
         }
     }
 }
@@ -360,12 +365,13 @@ fn taps(
 /// pixel are listed once; blocks of `BLOCK` channels keep their accumulators in registers
 /// across the taps.
 macro_rules! dw_body {
-    ($p:ident, $x:ident, $h:ident, $w:ident, $b:ident, $oy:ident, $acc:ident, $t:ty, |$wv:ident, $xv:ident| $prod:expr) => {{
+    ($p:ident, $x:ident, $h:ident, $w:ident, $b:ident, $oy:ident, $ox0:ident, $acc:ident, $t:ty, |$wv:ident, $xv:ident| $prod:expr) => {{
         let p = $p;
         let m = p.mult;
         let cout = p.cin * m;
         let mut list = [(0usize, 0usize); MAX_TAPS];
-        for (ox, a) in $acc.chunks_exact_mut(cout).enumerate() {
+        for (i, a) in $acc.chunks_exact_mut(cout).enumerate() {
+            let ox = $ox0 + i;
             let mut nt = 0;
             for t in taps(p, $h, $w, $b, $oy, ox) {
                 if nt < MAX_TAPS {
@@ -419,12 +425,11 @@ fn dw_row8_body(
     x: &[u8],
     h: usize,
     w: usize,
-    b: usize,
-    oy: usize,
+    [b, oy, ox0]: [usize; 3],
     acc: &mut [i32],
 ) {
     let z = p.zin;
-    dw_body!(p, x, h, w, b, oy, acc, i32, |wv, xv| wv
+    dw_body!(p, x, h, w, b, oy, ox0, acc, i32, |wv, xv| wv
         .wrapping_mul(xv as i32 - z))
 }
 
@@ -435,22 +440,23 @@ fn dw_row16_body(
     x: &[i16],
     h: usize,
     w: usize,
-    b: usize,
-    oy: usize,
+    [b, oy, ox0]: [usize; 3],
     acc: &mut [i64],
 ) {
     // |w · x| ≤ 2^30: the product is formed in INT32, the sum in INT64.
-    dw_body!(p, x, h, w, b, oy, acc, i64, |wv, xv| (wv * xv as i32)
+    dw_body!(p, x, h, w, b, oy, ox0, acc, i64, |wv, xv| (wv * xv as i32)
         as i64)
 }
 
 multiversion!(
-    /// INT32 sums `Σ w·(x − z_in)` of output row `(b, oy)` (8-bit mode).
-    fn dw_row8 = dw_row8_body(p: &PackedQDepthwise, x: &[u8], h: usize, w: usize, b: usize, oy: usize, acc: &mut [i32])
+    /// INT32 sums `Σ w·(x − z_in)` of output pixels `(b, oy, ox0..)` (8-bit mode), as many
+    /// as `acc` holds.
+    fn dw_row8 = dw_row8_body(p: &PackedQDepthwise, x: &[u8], h: usize, w: usize, at: [usize; 3], acc: &mut [i32])
 );
 multiversion!(
-    /// INT64 sums `Σ w·x` of output row `(b, oy)` (16-bit mode).
-    fn dw_row16 = dw_row16_body(p: &PackedQDepthwise, x: &[i16], h: usize, w: usize, b: usize, oy: usize, acc: &mut [i64])
+    /// INT64 sums `Σ w·x` of output pixels `(b, oy, ox0..)` (16-bit mode), as many as `acc`
+    /// holds.
+    fn dw_row16 = dw_row16_body(p: &PackedQDepthwise, x: &[i16], h: usize, w: usize, at: [usize; 3], acc: &mut [i64])
 );
 
 #[cfg(test)]

@@ -519,13 +519,12 @@ impl AElem for i16 {
 
 /// Copies the rows (each at least `kpad` long) as Bytes16 `A` tiles into `dst`: for each
 /// block of 16 rows, `nkb` tiles of high bytes `x >> 8` then `nkb` tiles of low bytes
-/// `x & 255`, each `[16 rows][64 values of K]`. Rows past the last and values past `kpad` are
-/// 0 (their products with the packed weights are 0 either way).
+/// `x & 255`, each `[16 rows][64 values of K]`. Rows past the last and values past `kpad`
+/// keep whatever `dst` held: their products with the packed weights are dropped or 0.
 fn split_rows(isa: Isa, rows: &[&[i16]], kpad: usize, nkb: usize, dst: &mut AlignedVec<u8>) {
     let blocks = rows.len().div_ceil(16);
     let block = 2 * nkb * TILE;
-    dst.clear();
-    dst.resize(blocks * block, 0);
+    dst.resize_unspecified(blocks * block);
     if block == 0 {
         return;
     }
@@ -1306,7 +1305,8 @@ mod tests {
     }
 
     /// `gemm_rows` on every level equals the portable level on edge sizes: 1 row, partial
-    /// row blocks, odd and tail `K` (around the 64-value AMX blocks), partial panels.
+    /// row blocks, odd and tail `K` (around the 64-value AMX blocks), partial panels; with
+    /// stale scratch.
     #[test]
     fn gemm_rows_levels_agree_on_edge_sizes() {
         use crate::int::epilogue::Bias;
@@ -1337,7 +1337,11 @@ mod tests {
                         let crq = ChannelRequant::new(n, Bias::I64(&bias), &rq, out);
                         // Output columns 3..3 + n of rows of n + 5 values.
                         let mut o = vec![0i16; m * (n + 5)];
-                        gemm_rows(&b, &crq, &refs, &mut o, n + 5, 3, &mut TileBuf::new());
+                        // Scratch left full of other data: bytes past `kpad` and rows past
+                        // the last are not cleared between calls.
+                        let mut buf = TileBuf::new();
+                        buf.abytes = AlignedVec::from_slice(&[0xA5; 8 * 1024]);
+                        gemm_rows(&b, &crq, &refs, &mut o, n + 5, 3, &mut buf);
                         o
                     };
                     let want = run(Isa::Scalar);
