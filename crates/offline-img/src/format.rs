@@ -10,7 +10,7 @@ use ipukit_ir::{DType, Graph, Node, QuantParams, Tensor, TensorData, TensorId};
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"IPUKIMG\0";
 /// Major format version this crate writes and reads.
-pub const VERSION_MAJOR: u16 = 3;
+pub const VERSION_MAJOR: u16 = 4;
 /// Minor format version this crate writes (any minor of the same major is read).
 pub const VERSION_MINOR: u16 = 0;
 /// Alignment of sections in the file and of tensors in the arena.

@@ -4,9 +4,9 @@
 //! no memory and never lets its outputs share memory with its input.
 
 use crate::program::{Exec, Program};
-use ipukit_ir::ops::fixed::{QReduce, QRescale};
-use ipukit_ir::ops::Pool2d;
-use ipukit_ir::{Graph, Op, TensorId};
+use ipukit_ir::ops::fixed::{QBinary, QReduce, QRescale};
+use ipukit_ir::ops::{Padding2d, Pool2d};
+use ipukit_ir::{DType, Graph, Op, TensorId};
 use ipukit_runtime::LayerTail;
 use std::collections::HashSet;
 
@@ -34,6 +34,21 @@ pub(crate) enum GroupKind {
         /// The pool's attributes.
         pool: Pool2d,
         /// The tail after the pool.
+        tail: Option<LayerTail>,
+    },
+    /// An element-wise `QBinary` (the group's first node) of an INT16 activation and a
+    /// vector of one value per channel, read only by a 1×1, stride-1, unpadded, ungrouped
+    /// 16-bit `QConv2d` (node `first + 1`), and the layer's element-wise tail if any: the
+    /// excitation of a squeeze-and-excitation block and the projection after it. Each chunk
+    /// of pixels is scaled into the layer's GEMM rows; the product is never written.
+    ScaledConv {
+        /// The `QBinary`.
+        mul: QBinary,
+        /// The vector (the activation is the group's input).
+        vector: TensorId,
+        /// The vector is the `QBinary`'s first operand.
+        vector_first: bool,
+        /// The layer's tail.
         tail: Option<LayerTail>,
     },
 }
@@ -102,8 +117,74 @@ fn group_at(
                 }
             })
         }
+        Op::QBinary(_) => scaled_conv(g, exec, readers, outputs, i),
         _ => None,
     }
+}
+
+/// The `QBinary` at node `i` of an INT16 activation and a per-channel vector, when a 1×1
+/// 16-bit `QConv2d` right after it alone reads the product ([`GroupKind::ScaledConv`]).
+fn scaled_conv(
+    g: &Graph,
+    exec: &[Exec],
+    readers: &[usize],
+    outputs: &HashSet<TensorId>,
+    i: usize,
+) -> Option<FusedGroup> {
+    let node = &g.nodes[i];
+    let Op::QBinary(mul) = &node.op else {
+        return None;
+    };
+    let (&[p, q], &[y]) = (node.inputs.as_slice(), node.outputs.as_slice()) else {
+        return None;
+    };
+    let shape = &g.tensor(y).shape;
+    let &[_, _, _, c] = shape.as_slice() else {
+        return None;
+    };
+    // One value per channel, on the last axis.
+    let vector = |t: TensorId| {
+        let s = &g.tensor(t).shape;
+        s.last() == Some(&c) && s.iter().rev().skip(1).all(|&d| d == 1) && s.len() <= 4
+    };
+    let (x, v, vector_first) = match (vector(p), vector(q)) {
+        (false, true) => (p, q, false),
+        (true, false) => (q, p, true),
+        _ => return None,
+    };
+    let i16s = [x, v, y].iter().all(|&t| g.tensor(t).dtype == DType::I16);
+    let alone = readers[y.0] == 1 && !outputs.contains(&y);
+    if !i16s || !alone || g.tensor(x).shape != *shape || g.tensor(x).is_const() {
+        return None;
+    }
+    let next = g.nodes.get(i + 1)?;
+    let Op::QConv2d(conv) = &next.op else {
+        return None;
+    };
+    let weight = g.tensor(*next.inputs.get(1)?);
+    let geometry = conv.conv.strides == [1, 1]
+        && conv.conv.padding == Padding2d::ZERO
+        && conv.conv.groups == 1
+        && weight.shape.get(1..3) == Some(&[1, 1][..]);
+    let packed_16bit = weight.dtype == DType::I16 && weight.is_const();
+    if next.inputs.first() != Some(&y) || !geometry || !packed_16bit {
+        return None;
+    }
+    if !fusable_run(exec, i, i + 1) {
+        return None;
+    }
+    let tail = ipukit_runtime::layer_tail(g, i + 1, outputs, &|_| None)
+        .filter(|t| fusable_run(exec, i + 2, t.last_node()));
+    Some(FusedGroup {
+        last: tail.as_ref().map_or(i + 1, |t| t.last_node()),
+        also: None,
+        kind: GroupKind::ScaledConv {
+            mul: mul.clone(),
+            vector: v,
+            vector_first,
+            tail,
+        },
+    })
 }
 
 /// The depthwise layer at node `i` with its tail `t`, when the node right after the tail is

@@ -80,6 +80,8 @@ enum Step {
         output: TensorId,
         /// A member's output the step writes as well ([`FusedGroup::also`]).
         also: Option<TensorId>,
+        /// A second input the step reads (the vector of [`FusedLayer::ScaledConv`]).
+        second: Option<TensorId>,
     },
     Skip,
 }
@@ -110,23 +112,34 @@ enum FusedLayer {
         tail: Arc<Tail>,
         reduce: QReduce,
     },
+    /// A `QBinary` of the input and a per-channel vector (the step's second input), formed
+    /// chunk by chunk into the rows of the 1×1 `QConv2d` after it (`kernel`), and the
+    /// layer's tail if any; the product is never written.
+    ScaledConv {
+        kernel: NodeKernel,
+        mul: QBinary,
+        vector_first: bool,
+        tail: Option<Arc<Tail>>,
+    },
 }
 
 impl FusedLayer {
-    /// Runs from `x` into `o` (the group's last output) and `also` (the member output the
-    /// step writes as well, for [`FusedLayer::TailMean`]).
+    /// Runs from `x` (and `second`, the vector of [`FusedLayer::ScaledConv`]) into `o` (the
+    /// group's last output) and `also` (the member output the step writes as well, for
+    /// [`FusedLayer::TailMean`]).
     fn run(
         &self,
         x: ValueView<'_>,
+        second: Option<ValueView<'_>>,
         o: DataMut<'_>,
         also: Option<DataMut<'_>>,
     ) -> std::result::Result<(), RuntimeError> {
-        match (self, also) {
-            (FusedLayer::ConvTail { kernel, tail }, None) => kernel.run_tail(tail, x, o),
-            (FusedLayer::InputRescale { kernel, rescale }, None) => {
+        match (self, second, also) {
+            (FusedLayer::ConvTail { kernel, tail }, None, None) => kernel.run_tail(tail, x, o),
+            (FusedLayer::InputRescale { kernel, rescale }, None, None) => {
                 kernel.run_then_rescale(rescale, x, o)
             }
-            (FusedLayer::ConvPool { kernel, pool, tail }, None) => {
+            (FusedLayer::ConvPool { kernel, pool, tail }, None, None) => {
                 kernel.run_pool_tail(pool, tail.as_deref(), x, o)
             }
             (
@@ -135,14 +148,25 @@ impl FusedLayer {
                     tail,
                     reduce,
                 },
+                None,
                 Some(layer_out),
             ) => kernel.run_tail_mean(tail, reduce, x, layer_out, o),
+            (
+                FusedLayer::ScaledConv {
+                    kernel,
+                    mul,
+                    vector_first,
+                    tail,
+                },
+                Some(v),
+                None,
+            ) => kernel.run_scaled(mul, v, *vector_first, tail.as_deref(), x, o),
             _ => Err(RuntimeError::Kernel {
                 node: "fused step".into(),
                 op: "fusion",
                 source: ipukit_kernels::KernelError::Invalid {
                     op: "fusion",
-                    reason: "a fused step without the outputs its layers write".into(),
+                    reason: "a fused step without the inputs or outputs its layers take".into(),
                 },
             }),
         }
@@ -274,14 +298,27 @@ fn fused_step(
     group: &FusedGroup,
 ) -> Result<Step> {
     let node = &g.nodes[i];
-    let (Some(&input), Some(&output)) = (node.inputs.first(), g.nodes[group.last].outputs.first())
-    else {
+    // The step's input, and its second input (a scaled layer's vector).
+    let (input, second, layer_node) = match &group.kind {
+        GroupKind::ScaledConv { vector, .. } => {
+            let x = node.inputs.iter().copied().find(|t| t != vector);
+            let layer = g.nodes.get(i + 1).ok_or_else(|| {
+                crate::error::corrupt(
+                    "program",
+                    format!("fused node '{}' without its layer", node.name),
+                )
+            })?;
+            (x, Some(*vector), layer)
+        }
+        _ => (node.inputs.first().copied(), None, node),
+    };
+    let (Some(input), Some(&output)) = (input, g.nodes[group.last].outputs.first()) else {
         return Err(crate::error::corrupt(
             "program",
             format!("fused node '{}' without input or output", node.name),
         ));
     };
-    let kernel = NodeKernel::new(g, node)?;
+    let kernel = NodeKernel::new(g, layer_node)?;
     // Specializations the compiled program gets over fixed.sim's literal graph: a PReLU
     // block in one pass, a trailing chain as one table.
     let specialize = |t: &Arc<Tail>| -> Result<Arc<Tail>> {
@@ -314,6 +351,17 @@ fn fused_step(
             tail: specialize(&tail.tail)?,
             reduce: reduce.clone(),
         },
+        GroupKind::ScaledConv {
+            mul,
+            vector_first,
+            tail,
+            ..
+        } => FusedLayer::ScaledConv {
+            kernel,
+            mul: mul.clone(),
+            vector_first: *vector_first,
+            tail: tail.as_ref().map(|t| specialize(&t.tail)).transpose()?,
+        },
     };
     let also = match group.also {
         Some(m) => Some(*g.nodes[m].outputs.first().ok_or_else(|| {
@@ -324,7 +372,10 @@ fn fused_step(
         })?),
         None => None,
     };
-    let writes_over_input = also.is_some_and(|a| !places_disjoint(place, input, a));
+    // Constant vectors live in the program, not the arena.
+    let second_in_arena = second.filter(|&t| !g.tensor(t).is_const());
+    let writes_over_input = also.is_some_and(|a| !places_disjoint(place, input, a))
+        || second_in_arena.is_some_and(|v| !places_disjoint(place, v, output));
     if writes_over_input || !places_disjoint(place, input, output) {
         return Err(crate::error::corrupt(
             "memory plan",
@@ -339,6 +390,7 @@ fn fused_step(
         input,
         output,
         also,
+        second,
     })
 }
 
@@ -1215,20 +1267,7 @@ impl OfflineModel {
                         };
                         let views = read
                             .iter()
-                            .map(|&t| {
-                                let tensor = g.tensor(t);
-                                let data = match (&tensor.data, place[t.0]) {
-                                    (Some(d), _) => DataRef::from(d),
-                                    (None, Some((off, len))) => {
-                                        typed(tensor.dtype, find(&gaps, off, len)?)?
-                                    }
-                                    (None, None) => return Err(no_place(g, t)),
-                                };
-                                Ok(ValueView {
-                                    shape: &tensor.shape,
-                                    data,
-                                })
-                            })
+                            .map(|&t| input_view(g, place, &gaps, t))
                             .collect::<Result<Vec<_>>>()?;
                         let mut outputs = node
                             .outputs
@@ -1272,6 +1311,7 @@ impl OfflineModel {
                         input,
                         output,
                         also,
+                        second,
                     } => {
                         let (xo, xl) = place[input.0].ok_or_else(|| no_place(g, *input))?;
                         let o = place[output.0].ok_or_else(|| no_place(g, *output))?;
@@ -1302,7 +1342,10 @@ impl OfflineModel {
                             (Some(t), Some(slice)) => Some(typed_mut(g.tensor(*t).dtype, slice)?),
                             _ => None,
                         };
-                        layer.run(xv, out, also_out).map_err(ImgError::Runtime)?;
+                        let second = second.map(|t| input_view(g, place, &gaps, t)).transpose()?;
+                        layer
+                            .run(xv, second, out, also_out)
+                            .map_err(ImgError::Runtime)?;
                     }
                     Step::TableMul {
                         lut,
@@ -1377,6 +1420,26 @@ impl OfflineModel {
             .map(|i| self.output(i))
             .collect()
     }
+}
+
+/// Input `t` of a step: its constant data, or its place in the arena (among `gaps`, the
+/// parts the step does not write).
+fn input_view<'a>(
+    g: &'a Graph,
+    place: &[Option<(usize, usize)>],
+    gaps: &[(usize, &'a [u8])],
+    t: TensorId,
+) -> Result<ValueView<'a>> {
+    let tensor = g.tensor(t);
+    let data = match (&tensor.data, place[t.0]) {
+        (Some(d), _) => DataRef::from(d),
+        (None, Some((off, len))) => typed(tensor.dtype, find(gaps, off, len)?)?,
+        (None, None) => return Err(no_place(g, t)),
+    };
+    Ok(ValueView {
+        shape: &tensor.shape,
+        data,
+    })
 }
 
 fn kernel_error(g: &Graph, node: usize, source: ipukit_kernels::KernelError) -> ImgError {

@@ -452,6 +452,79 @@ fn squeeze_means_are_fused_in_the_image_only() {
     );
 }
 
+/// A 1×1, stride-1, unpadded 16-bit convolution of `x` (INT16) to `cout` INT16 channels.
+fn pointwise(g: &mut Graph, name: &str, x: TensorId, cout: usize) -> TensorId {
+    let cin = g.tensor(x).shape[3];
+    let w: Vec<i16> = values(cout * cin, 13, -20000, 20000)
+        .into_iter()
+        .map(|v| v as i16)
+        .collect();
+    let wt = g
+        .add_const(&format!("{name}_w"), vec![cout, 1, 1, cin], w.into())
+        .unwrap();
+    let op = Op::QConv2d(QConv2d {
+        conv: Conv2d {
+            strides: [1, 1],
+            dilations: [1, 1],
+            padding: Padding2d::ZERO,
+            groups: 1,
+            activation: FusedActivation::None,
+        },
+        layer: QLayer {
+            input_zero_point: 0,
+            requant: (0..cout)
+                .map(|c| rq(2e-5 * (1.0 + c as f64 / 8.0)))
+                .collect(),
+            out_dtype: DType::I16,
+            out: OutRange::full(DType::I16, 0),
+        },
+    });
+    g.add_node(name, op, vec![x, wt], &[&format!("{name}_out")])
+        .unwrap()[0]
+}
+
+/// The squeeze-and-excitation block of [`squeeze_graph`] completed: a second excitation
+/// (the pooled vector first) read by a 1×1 16-bit convolution, then a HardSwish table.
+fn excitation_graph() -> Graph {
+    let mut g = squeeze_graph();
+    let h = g.tensors.iter().position(|t| t.name == "h").unwrap();
+    let m = g.tensors.iter().position(|t| t.name == "gap_out").unwrap();
+    // A second product, the vector its first operand; the first stays the graph's output.
+    let (h, m) = (TensorId(h), TensorId(m));
+    let e = binary(&mut g, "excite2", QBinaryKind::Mul(rq(1.0 / 4096.0)), m, h);
+    let p = pointwise(&mut g, "project", e, 24);
+    let hswish = build_lut(
+        |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0,
+        8.0 / 32767.0,
+        8.0 / 32767.0,
+    );
+    let y = g
+        .add_node("hswish2", Op::QLut(hswish), vec![p], &["y"])
+        .unwrap()[0];
+    g.outputs.push(y);
+    g.validate().unwrap();
+    g
+}
+
+/// Only the image forms an excitation product (a per-channel vector times an activation)
+/// chunk by chunk into the rows of the 1×1 convolution that alone reads it, with the
+/// layer's tail; the integers stay the session's and the product has no place. The first
+/// excitation, a graph output, stays a node of its own.
+#[test]
+fn excitations_are_formed_in_the_next_layer_in_the_image_only() {
+    let g = excitation_graph();
+    check_image_only_fusion(
+        &g,
+        &[
+            ("normalize", "a_uint8"),
+            ("dw", "gap"),
+            ("excite2", "hswish2"),
+        ],
+        &["dw_out", "excite2_out", "project_out"],
+        [1, H, W, 3],
+    );
+}
+
 fn max_pool(g: &mut Graph, name: &str, x: TensorId, k: usize, stride: usize) -> TensorId {
     let pad = (k - stride) / 2;
     let op = Op::Pool2d(Pool2d {

@@ -17,8 +17,8 @@ use ipukit_ir::ops::fixed::{InputNormalize, QRescale};
 use ipukit_ir::ops::{Pool2d, Reduce, ReduceOp, Resize, ResizeMode};
 use ipukit_ir::{DType, Op, TensorData};
 use ipukit_kernels::int::{
-    self, LayerInput, PackedQConv, PackedQDepthwise, PackedQFullyConnected, PackedQLut,
-    PackedQTransposeConv, QInt, QWeights, Tail,
+    self, ChannelScale, LayerInput, PackedQConv, PackedQDepthwise, PackedQFullyConnected,
+    PackedQLut, PackedQTransposeConv, QInt, QWeights, Tail,
 };
 use ipukit_kernels::{KernelError, Result};
 use std::sync::Arc;
@@ -502,6 +502,26 @@ pub(crate) fn run_dw_tail_mean(
     }?;
     let cnt = shape[1] * shape[2];
     with_qout!(op, mean, |m| int::qreduce_sums(reduce, &sums, cnt, m))
+}
+
+/// [`ChannelScale`] `scale` of the INT16 activation `x`, the packed 1×1 `QConv2d`, then
+/// `tail` (if any), for every output type they take.
+pub(crate) fn run_conv_scaled(
+    op: &Op,
+    conv: &PackedQConv,
+    scale: &ChannelScale<'_>,
+    tail: Option<&Tail>,
+    x: ValueView<'_>,
+    out: DataMut<'_>,
+) -> Result<()> {
+    let DataRef::I16(xs) = x.data else {
+        return Err(unsupported(op, x.dtype()));
+    };
+    match out {
+        DataMut::U8(o) => conv.run_scaled(xs, x.shape, scale, tail, o),
+        DataMut::I16(o) => conv.run_scaled(xs, x.shape, scale, tail, o),
+        d => Err(unsupported(op, d.dtype())),
+    }
 }
 
 /// A packed `QConv2d`, the max pool tiling its output, then `tail` (if any), for every

@@ -9,11 +9,11 @@ use crate::buffer::DataMut;
 use crate::error::{Result, RuntimeError};
 use crate::exec::{self, OutSlot};
 use crate::fixed::QPacked;
-use crate::value::ValueView;
-use ipukit_ir::ops::fixed::QRescale;
+use crate::value::{DataRef, ValueView};
+use ipukit_ir::ops::fixed::{QBinary, QRescale};
 use ipukit_ir::ops::Pool2d;
 use ipukit_ir::{DType, Graph, Node, Op};
-use ipukit_kernels::int::Tail;
+use ipukit_kernels::int::{ChannelScale, Tail};
 use ipukit_kernels::KernelError;
 
 /// An output of [`NodeKernel::run`]: its (inferred) shape and its elements.
@@ -184,6 +184,37 @@ impl NodeKernel {
                 reason: "a pool is fused only after a QConv2d with constant weights".into(),
             })),
         }
+    }
+
+    /// Runs `mul`, an element-wise `QBinary` of the INT16 activation `x` and `vector` (one
+    /// value per channel, broadcast over the pixels; `vector_first`: the product's first
+    /// operand), then the node, a 1×1, stride-1, unpadded 16-bit `QConv2d`, then `tail` if
+    /// any, into `out`. The same integers as the `QBinary`, the node and each tail operator;
+    /// the product is formed chunk by chunk into the layer's rows and never written whole.
+    pub fn run_scaled(
+        &self,
+        mul: &QBinary,
+        vector: ValueView<'_>,
+        vector_first: bool,
+        tail: Option<&Tail>,
+        x: ValueView<'_>,
+        out: DataMut<'_>,
+    ) -> Result<()> {
+        let err = |source| self.error(source);
+        let (Some(QPacked::Conv(c)), DataRef::I16(v)) = (&self.packed, vector.data) else {
+            return Err(err(KernelError::Invalid {
+                op: self.op.name(),
+                reason: "a channel scale runs only before a QConv2d with constant weights, \
+                         with an INT16 vector"
+                    .into(),
+            }));
+        };
+        let scale = ChannelScale {
+            attrs: mul,
+            vector: v,
+            vector_first,
+        };
+        crate::fixed::run_conv_scaled(&self.op, c, &scale, tail, x, out).map_err(err)
     }
 
     /// Runs the node, an `InputNormalize`, followed by `rescale` as one table per channel:

@@ -38,21 +38,7 @@ pub fn qbinary_isa(
     out: &mut [i16],
 ) -> Result<()> {
     const OP: &str = "QBinary";
-    check_out::<i16>(OP, Some(DType::I16), &attrs.out)?;
-    match attrs.kind {
-        QBinaryKind::Add { ma, mb, shift }
-        | QBinaryKind::Sub { ma, mb, shift }
-        | QBinaryKind::Max { ma, mb, shift }
-        | QBinaryKind::Min { ma, mb, shift } => {
-            if ma < 0 || mb < 0 || shift > 62 {
-                return Err(invalid(
-                    OP,
-                    format!("multipliers ({ma}, {mb}) and shift {shift} are out of range (0 ≤ m < 2^31, shift ≤ 62)"),
-                ));
-            }
-        }
-        QBinaryKind::Mul(m) | QBinaryKind::Div(m) => check_requant(OP, m)?,
-    }
+    check_attrs(attrs)?;
     let shape = broadcast_all(OP, &[a_shape, b_shape])?;
     check_len(OP, "first input", a.len(), numel(a_shape))?;
     check_len(OP, "second input", b.len(), numel(b_shape))?;
@@ -74,6 +60,48 @@ pub fn qbinary_isa(
         });
     });
     Ok(())
+}
+
+/// Checks the output range and the multipliers of `attrs`.
+pub(crate) fn check_attrs(attrs: &QBinary) -> Result<()> {
+    const OP: &str = "QBinary";
+    check_out::<i16>(OP, Some(DType::I16), &attrs.out)?;
+    match attrs.kind {
+        QBinaryKind::Add { ma, mb, shift }
+        | QBinaryKind::Sub { ma, mb, shift }
+        | QBinaryKind::Max { ma, mb, shift }
+        | QBinaryKind::Min { ma, mb, shift } => {
+            if ma < 0 || mb < 0 || shift > 62 {
+                return Err(invalid(
+                    OP,
+                    format!("multipliers ({ma}, {mb}) and shift {shift} are out of range (0 ≤ m < 2^31, shift ≤ 62)"),
+                ));
+            }
+        }
+        QBinaryKind::Mul(m) | QBinaryKind::Div(m) => check_requant(OP, m)?,
+    }
+    Ok(())
+}
+
+/// [`qbinary`] of whole rows `x` (`v.len()` values each) and the vector `v` broadcast over
+/// them (`v_first`: `v` is the first operand), on the calling thread: the rows the broadcast
+/// iteration gives, through the same row kernel. `attrs` passed [`check_attrs`].
+pub(crate) fn rows_by_vector(
+    isa: Isa,
+    attrs: &QBinary,
+    x: &[i16],
+    v: &[i16],
+    v_first: bool,
+    out: &mut [i16],
+) {
+    let c = v.len().max(1);
+    for (xr, o) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+        if v_first {
+            binary_row(isa, attrs.kind, attrs.out, v, 0, 1, xr, 0, 1, o);
+        } else {
+            binary_row(isa, attrs.kind, attrs.out, xr, 0, 1, v, 0, 1, o);
+        }
+    }
 }
 
 /// The scalar semantics of one element (§4), before `sat_out`.

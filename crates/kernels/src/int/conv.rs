@@ -11,6 +11,7 @@
 //! [`PackedQDepthwise`].
 
 use super::arith::{check_out, check_requants, QInt};
+use super::binary::{check_attrs, rows_by_vector};
 use super::depthwise::PackedQDepthwise;
 use super::epilogue::{Bias, ChannelRequant};
 use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, TileBuf};
@@ -18,13 +19,29 @@ use super::isa::Isa;
 use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
-use ipukit_ir::ops::fixed::{OutRange, QConv2d, QLayer};
+use ipukit_ir::ops::fixed::{OutRange, QBinary, QConv2d, QLayer};
 use ipukit_ir::ops::{FusedActivation, Padding2d, Pool2d, PoolKind};
 use ipukit_ir::DType;
 use rayon::prelude::*;
 
 /// Bytes of one im2col chunk (an L2-sized working set).
 const CHUNK_BYTES: usize = 96 * 1024;
+
+/// An element-wise `QBinary` of a layer's INT16 input and a vector of one value per input
+/// channel, broadcast over the pixels (the excitation of a squeeze-and-excitation block),
+/// formed by [`PackedQConv::run_scaled`] into the GEMM's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelScale<'a> {
+    /// The operation (`Mul` for an excitation; any kind runs).
+    pub attrs: &'a QBinary,
+    /// One value per input channel.
+    pub vector: &'a [i16],
+    /// The vector is the operation's first operand (the input its second).
+    pub vector_first: bool,
+}
+
+/// Fills the `A` rows of the pixels starting at the given one (`kpad` values each).
+type RowsFn<'a, A> = dyn Fn(usize, &mut [A]) + Sync + 'a;
 
 /// The constant operands of a quantized layer, which also say its mode.
 #[derive(Debug, Clone, Copy)]
@@ -343,7 +360,7 @@ impl PackedQConv {
         out: &mut [O],
     ) -> Result<()> {
         check_layer_out::<O>("QConv2d", self.out_dtype, &self.out)?;
-        self.run_inner::<X, O, O>(x, x_shape, out, None, None)
+        self.run_inner::<X, O, O>(x, x_shape, out, None, None, None)
     }
 
     /// Runs the convolution followed by `tail` (built for this layer's output type and
@@ -362,11 +379,11 @@ impl PackedQConv {
         match self.out_dtype {
             DType::U8 => {
                 let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
-                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f), None)
+                self.run_inner::<X, u8, O>(x, x_shape, out, Some(&f), None, None)
             }
             DType::I16 => {
                 let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| tail.run_rows(isa, m, o, s);
-                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f), None)
+                self.run_inner::<X, i16, O>(x, x_shape, out, Some(&f), None, None)
             }
             d => Err(invalid("QConv2d", format!("a tail after a {d} output"))),
         }
@@ -414,6 +431,59 @@ impl PackedQConv {
         }
     }
 
+    /// Runs [`ChannelScale`] `scale` on the INT16 input `x`, then the convolution (1×1,
+    /// stride 1, unpadded, ungrouped, 16-bit), then `tail` if any: `out` has the output
+    /// shape and the tail's output type (the layer's without a tail), and holds exactly what
+    /// [`super::qbinary`], [`PackedQConv::run`] and each operator of the tail would give.
+    /// Each chunk of pixels is scaled into the GEMM's rows while in cache; the scaled input
+    /// is never written whole.
+    pub fn run_scaled<O: LayerInput>(
+        &self,
+        x: &[i16],
+        x_shape: &[usize],
+        scale: &ChannelScale<'_>,
+        tail: Option<&Tail>,
+        out: &mut [O],
+    ) -> Result<()> {
+        const OP: &str = "QConv2d";
+        let plain = self.groups == 1 && self.geo.is_pointwise() && self.mode == Mode::Bits16;
+        if !plain || !matches!(self.imp, Impl::Gemm(_)) {
+            return Err(invalid(
+                OP,
+                "a scaled input needs a 1×1, stride-1, unpadded, ungrouped 16-bit layer",
+            ));
+        }
+        if scale.vector.len() != self.cin {
+            return Err(invalid(
+                OP,
+                format!(
+                    "a scale of {} values for {} input channels",
+                    scale.vector.len(),
+                    self.cin
+                ),
+            ));
+        }
+        check_attrs(scale.attrs)?;
+        let isa = self.isa;
+        match (tail, self.out_dtype) {
+            (Some(t), DType::U8) => {
+                check_tail_fits(OP, t, self.cout, O::DTYPE)?;
+                let f = |m: &[u8], o: &mut [O], s: &mut TailScratch| t.run_rows(isa, m, o, s);
+                self.run_inner::<i16, u8, O>(x, x_shape, out, Some(&f), None, Some(scale))
+            }
+            (Some(t), DType::I16) => {
+                check_tail_fits(OP, t, self.cout, O::DTYPE)?;
+                let f = |m: &[i16], o: &mut [O], s: &mut TailScratch| t.run_rows(isa, m, o, s);
+                self.run_inner::<i16, i16, O>(x, x_shape, out, Some(&f), None, Some(scale))
+            }
+            (Some(_), d) => Err(invalid(OP, format!("a tail after a {d} output"))),
+            (None, _) => {
+                check_layer_out::<O>(OP, self.out_dtype, &self.out)?;
+                self.run_inner::<i16, O, O>(x, x_shape, out, None, None, Some(scale))
+            }
+        }
+    }
+
     /// [`PackedQConv::run_pool_tail`] with the layer's output type `M`.
     fn pool_inner<X: LayerInput, M: LayerInput, O: LayerInput>(
         &self,
@@ -447,12 +517,13 @@ impl PackedQConv {
                 }
             }
         };
-        self.run_inner::<X, M, O>(x, x_shape, out, Some(&f), Some(window))
+        self.run_inner::<X, M, O>(x, x_shape, out, Some(&f), Some(window), None)
     }
 
     /// [`PackedQConv::run`] (no tail, `M` = `O`), [`PackedQConv::run_tail`] (`M` the
     /// layer's output type) or [`PackedQConv::run_pool_tail`] (`window`: the pool's, whose
-    /// rows the chunks given to `tail` are aligned to; `out` is that much smaller).
+    /// rows the chunks given to `tail` are aligned to; `out` is that much smaller) or
+    /// [`PackedQConv::run_scaled`] (`scale`, checked there).
     fn run_inner<X: LayerInput, M: QInt, O: QInt>(
         &self,
         x: &[X],
@@ -460,6 +531,7 @@ impl PackedQConv {
         out: &mut [O],
         tail: Option<&TailFn<'_, M, O>>,
         window: Option<[usize; 2]>,
+        scale: Option<&ChannelScale<'_>>,
     ) -> Result<()> {
         const OP: &str = "QConv2d";
         check_layer_out::<M>(OP, self.out_dtype, &self.out)?;
@@ -497,17 +569,36 @@ impl PackedQConv {
             shrink: wh * ww,
         };
         let scheme = groups[0].b.scheme;
+        let (cin, kpad, isa) = (self.cin, groups[0].b.kpad, self.isa);
         match (self.mode, X::as_u8(x), X::as_i16(x)) {
-            (Mode::Bits8, Some(x), _) if scheme.raw_u8() => {
+            (Mode::Bits8, Some(x), _) if scheme.raw_u8() && scale.is_none() => {
                 let z = self.zin as u8;
-                ctx().run::<_, _, M, O>(x, |v| v, z, Some(x), out, tail)
+                ctx().run::<_, _, M, O>(x, |v| v, z, Some(x), out, tail, None)
             }
-            (Mode::Bits8, Some(x), _) => {
+            (Mode::Bits8, Some(x), _) if scale.is_none() => {
                 let z = self.zin as i16;
-                ctx().run::<_, _, M, O>(x, |v| v as i16 - z, 0i16, None, out, tail)
+                ctx().run::<_, _, M, O>(x, |v| v as i16 - z, 0i16, None, out, tail, None)
             }
             (Mode::Bits16, _, Some(x)) => {
-                ctx().run::<_, _, M, O>(x, |v| v, 0i16, Some(x), out, tail)
+                // A pointwise layer's pixel `p` reads input row `p` (checked by the caller).
+                let scaled = scale.map(|s| {
+                    move |p0: usize, a: &mut [i16]| {
+                        let rows = a.len() / kpad.max(1);
+                        let src = &x[p0 * cin..(p0 + rows) * cin];
+                        if kpad == cin {
+                            rows_by_vector(isa, s.attrs, src, s.vector, s.vector_first, a);
+                            return;
+                        }
+                        for (r, row) in a.chunks_exact_mut(kpad).enumerate() {
+                            let (v, pad) = row.split_at_mut(cin);
+                            let xr = &src[r * cin..(r + 1) * cin];
+                            rows_by_vector(isa, s.attrs, xr, s.vector, s.vector_first, v);
+                            pad.fill(0);
+                        }
+                    }
+                });
+                let rows_fn = scaled.as_ref().map(|f| f as &RowsFn<'_, i16>);
+                ctx().run::<_, _, M, O>(x, |v| v, 0i16, Some(x), out, tail, rows_fn)
             }
             _ => Err(invalid(
                 OP,
@@ -564,6 +655,7 @@ impl Ctx<'_> {
     /// Runs with input elements `X` mapped to `A` rows by `map`; padding taps hold `pad`.
     /// `same_form` is the input itself when its rows already are `A` rows (`map` is the
     /// identity). With a `tail`, each chunk of rows goes through it into `out` while in cache.
+    /// `rows_fn`, if any, forms the rows instead of im2col.
     #[allow(clippy::too_many_arguments)]
     fn run<X: Copy + Sync, A: AElem, M: QInt, O: QInt>(
         &self,
@@ -573,6 +665,7 @@ impl Ctx<'_> {
         same_form: Option<&[A]>,
         out: &mut [O],
         tail: Option<&TailFn<'_, M, O>>,
+        rows_fn: Option<&RowsFn<'_, A>>,
     ) -> Result<()> {
         let c = self.conv;
         let (m, cout) = (self.m, c.cout);
@@ -581,7 +674,9 @@ impl Ctx<'_> {
         }
         let b0 = &self.groups[0].b;
         let kpad = b0.kpad;
-        let direct = same_form.filter(|_| c.groups == 1 && c.geo.is_pointwise() && kpad == c.cin);
+        let direct = same_form
+            .filter(|_| c.groups == 1 && c.geo.is_pointwise() && kpad == c.cin)
+            .filter(|_| rows_fn.is_none());
         let mr = b0.mr;
         let chunk = (CHUNK_BYTES / (kpad * size_of::<A>()).max(1)).clamp(mr, 32 * mr) / mr * mr;
         // Whole GEMM blocks, and whole pool window rows when a pool follows.
@@ -613,10 +708,11 @@ impl Ctx<'_> {
             let p0 = t * task_rows;
             let rows_total = o.len() * shrink / cout;
             let mut buf = TileBuf::take();
-            // Every element of the rows in use is written by im2col before the GEMM reads it.
+            // Every element of the rows in use is written by im2col or `rows_fn` before the
+            // GEMM reads it.
             let mut scratch = std::mem::take(A::scratch(&mut buf));
             if direct.is_none() {
-                scratch.resize(chunk.min(rows_total) * kpad, A::default());
+                scratch.resize_unspecified(chunk.min(rows_total) * kpad);
             }
             let im2col: &mut [A] = &mut scratch;
             let mut c0 = 0;
@@ -625,7 +721,17 @@ impl Ctx<'_> {
                     while c0 < rows_total {
                         let c1 = (c0 + chunk).min(rows_total);
                         let dst = &mut o[c0 * cout..c1 * cout];
-                        self.chunk(x, &map, pad, direct, p0 + c0, dst, im2col, &mut buf);
+                        self.chunk(
+                            x,
+                            &map,
+                            pad,
+                            direct,
+                            rows_fn,
+                            p0 + c0,
+                            dst,
+                            im2col,
+                            &mut buf,
+                        );
                         c0 = c1;
                     }
                 }
@@ -639,7 +745,7 @@ impl Ctx<'_> {
                         let mid = &mut all[..(c1 - c0) * cout];
                         for (k, part) in mid.chunks_mut(chunk * cout).enumerate() {
                             let p = p0 + c0 + k * chunk;
-                            self.chunk(x, &map, pad, direct, p, part, im2col, &mut buf);
+                            self.chunk(x, &map, pad, direct, rows_fn, p, part, im2col, &mut buf);
                         }
                         let dst = &mut o[c0 * cout / shrink..c1 * cout / shrink];
                         errors.keep(tail(mid, dst, &mut tiles));
@@ -670,6 +776,7 @@ impl Ctx<'_> {
         map: &impl Fn(X) -> A,
         pad: A,
         direct: Option<&[A]>,
+        rows_fn: Option<&RowsFn<'_, A>>,
         p0: usize,
         dst: &mut [O],
         scratch: &mut [A],
@@ -688,7 +795,10 @@ impl Ctx<'_> {
                 gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, buf);
             } else {
                 let a = &mut scratch[..rows * kpad];
-                self.im2col(x, map, pad, p0, g, kpad, a);
+                match rows_fn {
+                    Some(f) => f(p0, a),
+                    None => self.im2col(x, map, pad, p0, g, kpad, a),
+                }
                 let rows: Vec<&[A]> = a.chunks_exact(kpad).collect();
                 gemm_rows(&grp.b, &grp.rq, &rows, dst, cout, col0, buf);
             }
@@ -718,9 +828,20 @@ impl Ctx<'_> {
         let k = kh * kw * cin_g;
         let contiguous = dw == 1 && cin_g == c.cin;
         let plane = self.oh * self.ow;
+        // Output pixel of the row, stepped rather than divided out per row.
+        let (mut n, mut oy, mut ox) = (p0 / plane, (p0 % plane) / self.ow, p0 % self.ow);
         for (i, row) in dst.chunks_exact_mut(kpad).enumerate() {
-            let p = p0 + i;
-            let (n, oy, ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
+            if i > 0 {
+                ox += 1;
+                if ox == self.ow {
+                    ox = 0;
+                    oy += 1;
+                    if oy == self.oh {
+                        oy = 0;
+                        n += 1;
+                    }
+                }
+            }
             let ix0 = (ox * sw) as isize - pl;
             // Taps with 0 <= ix0 + kx·dw < w.
             let kx_lo = if ix0 >= 0 {
@@ -1269,6 +1390,132 @@ mod tests {
                 }
                 // SiLU + UINT8 copy, and rescale + table + scalar product; one PReLU block.
                 assert_eq!((tabulated, prelus), (2, 1));
+            }
+        }
+    }
+
+    /// `run_scaled` gives exactly `qbinary` of the input and the per-channel vector (either
+    /// operand order), then `run`, then the tail if any, on every ISA and thread count: rows
+    /// of the GEMM's form (even `Cin`) and padded ones (odd), batches, both output types.
+    /// Layers it does not take and a vector of the wrong length are errors.
+    #[test]
+    fn scaled_inputs_equal_the_product_then_the_layer() {
+        use crate::int::qbinary;
+        use ipukit_ir::ops::fixed::{OutRange, QBinary, QBinaryKind, QRescale};
+        let cases = [
+            ([1, 24, 24, 32], [48, 1, 1, 32]),
+            ([2, 5, 7, 30], [16, 1, 1, 30]),
+            ([1, 6, 5, 17], [9, 1, 1, 17]),
+        ];
+        for (i, (xs, ws)) in cases.into_iter().enumerate() {
+            let (cin, cout) = (ws[3], ws[0]);
+            for u8_out in [false, true] {
+                let mut c = make_case(
+                    40 + i as u64,
+                    plain(1, 1, 1),
+                    xs,
+                    ws,
+                    true,
+                    true,
+                    u8_out,
+                    true,
+                );
+                let mut rng = Rng::new(70 + i as u64);
+                let mul = QBinary {
+                    kind: QBinaryKind::Mul(rng.requant(15)),
+                    out: OutRange::full(DType::I16, 0),
+                };
+                let v: Vec<i16> = rng.vec(cin);
+                let to_u8 = QRescale {
+                    input_zero_point: 0,
+                    positive: vec![rng.requant(2)],
+                    negative: vec![rng.requant(2)],
+                    out_dtype: DType::U8,
+                    out: OutRange::full(DType::U8, 128),
+                };
+                let tail_ops = vec![TailOp::Rescale(0, to_u8)];
+                let layer_out = c.attrs.layer.out_dtype;
+                let tail = Tail::new(layer_out, cout, tail_ops.clone()).unwrap();
+                for vector_first in [false, true] {
+                    let x = c.x16.clone();
+                    let mut y = vec![0i16; x.len()];
+                    if vector_first {
+                        qbinary(&mul, &v, &[1, 1, 1, cin], &x, &xs, &mut y).unwrap();
+                    } else {
+                        qbinary(&mul, &x, &xs, &v, &[1, 1, 1, cin], &mut y).unwrap();
+                    }
+                    c.x16 = y;
+                    let layer = run_case(&c, Isa::Scalar, 1);
+                    c.x16 = x;
+                    let as_i16 = layer.iter().map(|&v| v as i16).collect();
+                    let want_tail = tail_reference(&tail_ops, as_i16, cout);
+                    let scale = ChannelScale {
+                        attrs: &mul,
+                        vector: &v,
+                        vector_first,
+                    };
+                    for isa in Isa::supported() {
+                        let packed =
+                            PackedQConv::with_isa(isa, &c.attrs, c.weights(), &c.ws).unwrap();
+                        for threads in [1, 2] {
+                            let (plain, tailed): (Vec<i32>, Vec<i32>) =
+                                with_threads(threads, || {
+                                    let plain = if u8_out {
+                                        let mut o = vec![0u8; layer.len()];
+                                        packed
+                                            .run_scaled(&c.x16, &xs, &scale, None, &mut o)
+                                            .unwrap();
+                                        o.into_iter().map(i32::from).collect()
+                                    } else {
+                                        let mut o = vec![0i16; layer.len()];
+                                        packed
+                                            .run_scaled(&c.x16, &xs, &scale, None, &mut o)
+                                            .unwrap();
+                                        o.into_iter().map(i32::from).collect()
+                                    };
+                                    let mut o = vec![0u8; layer.len()];
+                                    packed
+                                        .run_scaled(&c.x16, &xs, &scale, Some(&tail), &mut o)
+                                        .unwrap();
+                                    (plain, o.into_iter().map(i32::from).collect())
+                                });
+                            let at =
+                                format!("case {i}, {isa}, {threads} threads, first {vector_first}");
+                            assert_eq!(plain, layer, "{at}");
+                            assert_eq!(tailed, want_tail, "{at}, tail");
+                        }
+                    }
+                }
+                // Not a pointwise 16-bit layer; a vector of the wrong length.
+                let packed = PackedQConv::new(&c.attrs, c.weights(), &c.ws).unwrap();
+                let short = ChannelScale {
+                    attrs: &mul,
+                    vector: &v[1..],
+                    vector_first: false,
+                };
+                let mut o = vec![0i16; c.x16.len() / cin * cout];
+                assert!(packed
+                    .run_scaled(&c.x16, &xs, &short, None, &mut o)
+                    .is_err());
+                let three = make_case(
+                    1,
+                    plain(3, 1, 1),
+                    xs,
+                    [cout, 3, 3, cin],
+                    true,
+                    true,
+                    false,
+                    true,
+                );
+                let packed = PackedQConv::new(&three.attrs, three.weights(), &three.ws).unwrap();
+                let scale = ChannelScale {
+                    attrs: &mul,
+                    vector: &v,
+                    vector_first: false,
+                };
+                assert!(packed
+                    .run_scaled(&c.x16, &xs, &scale, None, &mut o)
+                    .is_err());
             }
         }
     }

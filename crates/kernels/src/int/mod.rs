@@ -41,7 +41,7 @@ mod transpose_conv;
 
 pub use arith::{div_round, requant, requant_i128, rshift_round, rshift_round_i128, sat_out, QInt};
 pub use binary::{qbinary, qbinary_isa};
-pub use conv::{tiling_window, LayerInput, PackedQConv, QWeights};
+pub use conv::{tiling_window, ChannelScale, LayerInput, PackedQConv, QWeights};
 pub use depthwise::PackedQDepthwise;
 pub use input::{input_normalize, input_normalize_rescaled, yuv_to_rgb};
 pub use isa::Isa;
