@@ -19,6 +19,7 @@ use super::isa::Isa;
 use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
 use crate::window::{nhwc_with_channels, ConvGeometry};
+use crate::{par, AlignedVec};
 use ipukit_ir::ops::fixed::{OutRange, QBinary, QConv2d, QLayer};
 use ipukit_ir::ops::{FusedActivation, Padding2d, Pool2d, PoolKind};
 use ipukit_ir::DType;
@@ -495,9 +496,10 @@ impl PackedQConv {
         out: &mut [O],
     ) -> Result<()> {
         let isa = self.isa;
-        let [_, _, ow, cout] = self.output_shape(x_shape)?;
+        let [n, oh, ow, cout] = self.output_shape(x_shape)?;
         let f = |m: &[M], o: &mut [O], s: &mut TailScratch| -> Result<()> {
-            // `m` holds whole window rows of one image (the chunks are aligned to them).
+            // `m` holds whole window rows (the chunks are aligned to them), of one image or
+            // several stacked: a window never straddles two, `oh` being a multiple of it.
             let shape = [1, m.len() / (ow * cout).max(1), ow, cout];
             match tail {
                 Some(t) => {
@@ -517,7 +519,36 @@ impl PackedQConv {
                 }
             }
         };
-        self.run_inner::<X, M, O>(x, x_shape, out, Some(&f), Some(window), None)
+        let (layer_len, units) = (n * oh * ow * cout, n * oh / window[0]);
+        let k = self.geo.kh * self.geo.kw * (self.cin / self.groups);
+        if balanced_over_threads(units) || layer_len * k < (1 << 16) {
+            return self.run_inner::<X, M, O>(x, x_shape, out, Some(&f), Some(window), None);
+        }
+        // Too few window rows to split evenly (OriNet's last pool: 5 over 2 threads is a
+        // 3 : 2 split of the layer): the layer over all threads into a store kept by this
+        // thread, then the pool and tail over bands of window rows, each split evenly.
+        let mut store = LAYER_STORE.with(|s| s.take());
+        let words = (layer_len * size_of::<M>()).div_ceil(8);
+        if store.len() < words {
+            store.resize_unspecified(words);
+        }
+        let layer: &mut [M] = &mut bytemuck::cast_slice_mut(&mut store[..])[..layer_len];
+        let done = self.run_inner::<X, M, M>(x, x_shape, layer, None, None, None);
+        let errors = FirstError::default();
+        if done.is_ok() {
+            let band = window[0] * ow * cout;
+            let layer: &[M] = layer;
+            par::for_rows(out, (ow / window[1]) * cout, 1, |r0, o| {
+                let rows = o.len() / ((ow / window[1]) * cout).max(1);
+                let mut buf = TileBuf::take();
+                let mut tiles = std::mem::take(&mut buf.tail);
+                errors.keep(f(&layer[r0 * band..(r0 + rows) * band], o, &mut tiles));
+                buf.tail = tiles;
+                TileBuf::recycle(buf);
+            });
+        }
+        LAYER_STORE.with(|s| s.set(store));
+        done.and(errors.into_result())
     }
 
     /// [`PackedQConv::run`] (no tail, `M` = `O`), [`PackedQConv::run_tail`] (`M` the
@@ -613,6 +644,18 @@ impl PackedQConv {
             )),
         }
     }
+}
+
+thread_local! {
+    /// A layer's whole output before its pool ([`PackedQConv::run_pool_tail`] when the window
+    /// rows do not split evenly), kept by the calling thread between layers.
+    static LAYER_STORE: std::cell::Cell<AlignedVec<u64>> = std::cell::Cell::new(AlignedVec::new());
+}
+
+/// Whether `units` of equal work split over the pool's threads within 10% of evenly.
+fn balanced_over_threads(units: usize) -> bool {
+    let threads = rayon::current_num_threads().max(1);
+    units.div_ceil(threads) * threads * 10 <= units * 11
 }
 
 /// The window of a max pool whose windows tile its input: equal to the stride, dense, no
@@ -1540,6 +1583,9 @@ mod tests {
             (plain(3, 1, 1), [2, 20, 18, 8], [24, 3, 3, 8], 2),
             (plain(1, 1, 1), [1, 24, 24, 32], [48, 1, 1, 32], 3),
             (plain(3, 1, 12), [1, 10, 10, 12], [24, 3, 3, 1], 2),
+            // 5 and 9 window rows: on 2 threads the layer runs whole, then the pool.
+            (plain(3, 1, 1), [1, 10, 12, 16], [32, 3, 3, 16], 2),
+            (plain(3, 1, 1), [3, 6, 8, 16], [24, 3, 3, 16], 2),
         ];
         for (i, (conv, xs, ws, k)) in cases.into_iter().enumerate() {
             for bits16 in [false, true] {
