@@ -1232,22 +1232,22 @@ impl OfflineModel {
         let g = &image.program.graph;
         let place = &image.plan.place;
         let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena[..]);
-        // Inputs into their arena buffers.
-        for (i, &t) in g.inputs.iter().enumerate() {
-            let Some((_, data)) = &inputs[i] else {
-                continue;
-            };
-            let all = raw_bytes(&DataRef::from(data))?;
-            let len = g.tensor(t).numel() * g.tensor(t).dtype.size();
-            let src = all
-                .get(item * len..(item + 1) * len)
-                .ok_or_else(|| ImgError::Usage("input shorter than its batch".into()))?;
-            let Some((off, _)) = place[t.0] else {
-                continue;
-            };
-            arena[off..off + len].copy_from_slice(src);
-        }
         ipukit_runtime::install_awake(pool, || -> Result<()> {
+            // Inputs into their arena buffers, while the pool's other workers wake up.
+            for (i, &t) in g.inputs.iter().enumerate() {
+                let Some((_, data)) = &inputs[i] else {
+                    continue;
+                };
+                let all = raw_bytes(&DataRef::from(data))?;
+                let len = g.tensor(t).numel() * g.tensor(t).dtype.size();
+                let src = all
+                    .get(item * len..(item + 1) * len)
+                    .ok_or_else(|| ImgError::Usage("input shorter than its batch".into()))?;
+                let Some((off, _)) = place[t.0] else {
+                    continue;
+                };
+                arena[off..off + len].copy_from_slice(src);
+            }
             for (i, step) in steps.iter().enumerate() {
                 let node = &g.nodes[i];
                 let start = times.is_some().then(Instant::now);
