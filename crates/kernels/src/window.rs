@@ -30,6 +30,45 @@ pub(crate) fn nhwc_with_channels(
     Ok([n, h, w])
 }
 
+/// The output pixel `(image, row, column)` of a walk over consecutive pixels, stepped
+/// instead of divided out per pixel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PixelCursor {
+    pub n: usize,
+    pub oy: usize,
+    pub ox: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl PixelCursor {
+    /// Pixel `p` of `[N, oh, ow]` outputs.
+    pub(crate) fn at(p: usize, oh: usize, ow: usize) -> PixelCursor {
+        let plane = (oh * ow).max(1);
+        let ow1 = ow.max(1);
+        PixelCursor {
+            n: p / plane,
+            oy: (p % plane) / ow1,
+            ox: p % ow1,
+            oh,
+            ow,
+        }
+    }
+
+    /// Moves to the next pixel.
+    pub(crate) fn advance(&mut self) {
+        self.ox += 1;
+        if self.ox == self.ow {
+            self.ox = 0;
+            self.oy += 1;
+            if self.oy == self.oh {
+                self.oy = 0;
+                self.n += 1;
+            }
+        }
+    }
+}
+
 /// Kernel size, strides, dilations and padding of a forward 2-D convolution (NHWC).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ConvGeometry {

@@ -13,7 +13,7 @@ use super::gemm::sgemm;
 use super::igemm::{Panels, MR};
 use super::{Epilogue, PackedDepthwise};
 use crate::error::{check_len, invalid, Result};
-use crate::window::{nhwc_with_channels, ConvGeometry};
+use crate::window::{nhwc_with_channels, ConvGeometry, PixelCursor};
 use ipukit_ir::ops::Conv2d;
 use rayon::prelude::*;
 
@@ -425,10 +425,10 @@ impl IgemmCtx<'_> {
     fn copy_fields_n<const C: usize>(&self, p: usize, count: usize, dst: &mut [f32]) {
         let g = &self.conv.geo;
         let k = g.kh * g.kw * C;
-        let plane = self.oh * self.ow;
-        let (mut b, mut oy, mut ox) = (p / plane, (p % plane) / self.ow, p % self.ow);
+        let mut at = PixelCursor::at(p, self.oh, self.ow);
         let (h, w) = (self.h as isize, self.w as isize);
         for field in dst.chunks_exact_mut(k).take(count) {
+            let PixelCursor { n: b, oy, ox, .. } = at;
             let iy0 = (oy * g.strides[0]) as isize - g.padding.top as isize;
             let ix0 = (ox * g.strides[1]) as isize - g.padding.left as isize;
             let mut taps = field.chunks_exact_mut(C);
@@ -452,15 +452,7 @@ impl IgemmCtx<'_> {
                     }
                 }
             }
-            ox += 1;
-            if ox == self.ow {
-                ox = 0;
-                oy += 1;
-                if oy == self.oh {
-                    oy = 0;
-                    b += 1;
-                }
-            }
+            at.advance();
         }
     }
 

@@ -18,7 +18,7 @@ use super::gemm::{check_int32_bound, gemm_rows, AElem, Mode, PackedB, TileBuf};
 use super::isa::Isa;
 use super::tail::{check_tail_fits, FirstError, Tail, TailFn, TailScratch};
 use crate::error::{check_len, invalid, Result};
-use crate::window::{nhwc_with_channels, ConvGeometry};
+use crate::window::{nhwc_with_channels, ConvGeometry, PixelCursor};
 use crate::{par, AlignedVec};
 use ipukit_ir::ops::fixed::{OutRange, QBinary, QConv2d, QLayer};
 use ipukit_ir::ops::{FusedActivation, Padding2d, Pool2d, PoolKind};
@@ -870,21 +870,12 @@ impl Ctx<'_> {
         let (pt, pl) = (geo.padding.top as isize, geo.padding.left as isize);
         let k = kh * kw * cin_g;
         let contiguous = dw == 1 && cin_g == c.cin;
-        let plane = self.oh * self.ow;
-        // Output pixel of the row, stepped rather than divided out per row.
-        let (mut n, mut oy, mut ox) = (p0 / plane, (p0 % plane) / self.ow, p0 % self.ow);
+        let mut at = PixelCursor::at(p0, self.oh, self.ow);
         for (i, row) in dst.chunks_exact_mut(kpad).enumerate() {
             if i > 0 {
-                ox += 1;
-                if ox == self.ow {
-                    ox = 0;
-                    oy += 1;
-                    if oy == self.oh {
-                        oy = 0;
-                        n += 1;
-                    }
-                }
+                at.advance();
             }
+            let PixelCursor { n, oy, ox, .. } = at;
             let ix0 = (ox * sw) as isize - pl;
             // Taps with 0 <= ix0 + kx·dw < w.
             let kx_lo = if ix0 >= 0 {
