@@ -173,18 +173,31 @@ fn scaled_conv(
     if !fusable_run(exec, i, i + 1) {
         return None;
     }
-    let tail = ipukit_runtime::layer_tail(g, i + 1, outputs, &|_| None)
-        .filter(|t| fusable_run(exec, i + 2, t.last_node()));
-    Some(FusedGroup {
-        last: tail.as_ref().map_or(i + 1, |t| t.last_node()),
-        also: None,
-        kind: GroupKind::ScaledConv {
+    let tail = ipukit_runtime::layer_tail(g, i + 1, outputs, &|_| None);
+    Some(through_tail(exec, i + 1, tail, |tail| {
+        GroupKind::ScaledConv {
             mul: mul.clone(),
             vector: v,
             vector_first,
             tail,
-        },
-    })
+        }
+    }))
+}
+
+/// The group ending at node `at` or, when its nodes may run fused, at the end of `tail` (the
+/// element-wise tail after `at`).
+fn through_tail(
+    exec: &[Exec],
+    at: usize,
+    tail: Option<LayerTail>,
+    kind: impl FnOnce(Option<LayerTail>) -> GroupKind,
+) -> FusedGroup {
+    let tail = tail.filter(|t| fusable_run(exec, at + 1, t.last_node()));
+    FusedGroup {
+        last: tail.as_ref().map_or(at, |t| t.last_node()),
+        also: None,
+        kind: kind(tail),
+    }
 }
 
 /// The depthwise layer at node `i` with its tail `t`, when the node right after the tail is
@@ -238,16 +251,13 @@ fn conv_pool(
     if !tiles || !alone || next.outputs.len() != 1 || !fusable_run(exec, i + 1, i + 1) {
         return None;
     }
-    let tail = ipukit_runtime::elementwise_tail(g, i + 1, outputs, &|_| None)
-        .filter(|t| fusable_run(exec, i + 2, t.last_node()));
-    Some(FusedGroup {
-        last: tail.as_ref().map_or(i + 1, |t| t.last_node()),
-        also: None,
-        kind: GroupKind::ConvPool {
+    let tail = ipukit_runtime::elementwise_tail(g, i + 1, outputs, &|_| None);
+    Some(through_tail(exec, i + 1, tail, |tail| {
+        GroupKind::ConvPool {
             pool: pool.clone(),
             tail,
-        },
-    })
+        }
+    }))
 }
 
 /// The group starting at each node (`None` for nodes that start none, including the
