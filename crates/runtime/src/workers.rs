@@ -10,7 +10,7 @@
 
 use crate::error::{Result, RuntimeError};
 use rayon::{ThreadPool, ThreadPoolBuilder, Yield};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Builds a pool of `threads` threads (all available cores when `None`) whose threads are
@@ -35,51 +35,42 @@ pub fn thread_pool(threads: Option<usize>, prefix: &str) -> Result<(ThreadPool, 
 /// splits off and spin between pieces instead of sleeping. They go back to rayon's usual
 /// idling when `f` returns. On a one-thread pool this is `pool.install(f)`.
 ///
-/// Every worker is woken at once, together with the one that takes `f`: waking the one for
-/// `f` first and letting it wake the others would put two wake-ups of tens of microseconds
-/// in a row at the start of every inference.
+/// Every worker is woken at once, together with the one that takes `f`, and waits for `f` to
+/// start: waking the one for `f` first and letting it wake the others would put two wake-ups
+/// of tens of microseconds in a row at the start of every inference.
 pub fn install_awake<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
-    if pool.current_num_threads() <= 1 {
+    let others = pool.current_num_threads().saturating_sub(1);
+    if others == 0 {
         return pool.install(f);
     }
-    let keep = Arc::new(Keep {
-        done: AtomicBool::new(false),
-        owner: AtomicUsize::new(usize::MAX),
-    });
-    let keepers = keep.clone();
-    pool.spawn_broadcast(move |ctx| keepers.stay_awake(ctx.index()));
+    let started = Arc::new(AtomicBool::new(false));
+    let waiting = started.clone();
+    pool.spawn_broadcast(move |_| wait_for_start(&waiting));
     pool.install(|| {
-        // Set on return and on unwinding alike: a panic in `f` must reach the caller and
-        // release the keepers.
-        let _stop = StopOnDrop(&keep.done);
-        if let Some(i) = rayon::current_thread_index() {
-            keep.owner.store(i, Ordering::Release);
-        }
-        f()
+        started.store(true, Ordering::Release);
+        let done = AtomicBool::new(false);
+        let owner = rayon::current_thread_index();
+        rayon::scope(|s| {
+            // The oldest jobs of the scope: an idle worker steals a keeper before any piece
+            // of `f`, so no keeper starts beneath a piece it would then block.
+            for _ in 0..others {
+                s.spawn(|_| stay_awake(&done, owner));
+            }
+            // Set on return and on unwinding alike: a panic in `f` must reach the caller, not
+            // leave the scope waiting for keepers that never stop.
+            let _stop = StopOnDrop(&done);
+            f()
+        })
     })
 }
 
-/// What the keepers of one inference share.
-struct Keep {
-    /// The inference has returned.
-    done: AtomicBool,
-    /// The worker running the inference (`usize::MAX` until it starts).
-    owner: AtomicUsize,
-}
-
-impl Keep {
-    /// Runs pending pool work until `done`. The keeper of the worker running the inference
-    /// returns at once when it starts there while the inference waits on a stolen job:
-    /// spinning there would block the inference beneath it forever. (One that starts there
-    /// first is fine: the inference then runs beneath it, from its `yield_now`.)
-    fn stay_awake(&self, me: usize) {
-        while !self.done.load(Ordering::Acquire) {
-            if self.owner.load(Ordering::Acquire) == me {
-                return;
-            }
-            if rayon::yield_now() != Some(Yield::Executed) {
-                std::hint::spin_loop();
-            }
+/// Spins (running pool work, `f` itself included) until the inference has started. Safe
+/// wherever it runs: no work of the inference exists before it starts, so it cannot sit
+/// beneath a piece of it.
+fn wait_for_start(started: &AtomicBool) {
+    while !started.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(Yield::Executed) {
+            std::hint::spin_loop();
         }
     }
 }
@@ -90,6 +81,20 @@ struct StopOnDrop<'a>(&'a AtomicBool);
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Runs pending pool work until `done`. A keeper that lands on the thread running the
+/// inference (`owner`, which may pick it up while waiting on a stolen job) returns at once:
+/// spinning there would block the inference beneath it forever.
+fn stay_awake(done: &AtomicBool, owner: Option<usize>) {
+    if rayon::current_thread_index() == owner {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(Yield::Executed) {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -127,26 +132,33 @@ mod tests {
     #[test]
     fn a_keeper_on_the_inference_thread_returns_at_once() {
         let (pool, _) = thread_pool(Some(2), "test").unwrap();
-        let keep = Keep {
-            done: AtomicBool::new(false),
-            owner: AtomicUsize::new(usize::MAX),
-        };
+        let done = AtomicBool::new(false);
         // Without the owner check this spins forever: `done` is never set.
-        pool.install(|| {
-            let me = rayon::current_thread_index().unwrap();
-            keep.owner.store(me, Ordering::Release);
-            keep.stay_awake(me);
-        });
+        pool.install(|| stay_awake(&done, rayon::current_thread_index()));
     }
 
+    /// Many inferences in a row, each with nested parallel splits (the pieces themselves
+    /// split again, so a worker waits inside a stolen piece): the call always returns.
     #[test]
-    fn back_to_back_inferences_on_one_pool_all_complete() {
-        let (pool, _) = thread_pool(Some(2), "test").unwrap();
-        for round in 0..500u64 {
-            let sum = install_awake(&pool, || {
-                (0..64u64).into_par_iter().map(|i| i + round).sum::<u64>()
-            });
-            assert_eq!(sum, 2016 + 64 * round);
+    fn back_to_back_inferences_with_nested_splits_all_complete() {
+        for threads in [2, 3] {
+            let (pool, _) = thread_pool(Some(threads), "test").unwrap();
+            for round in 0..300u64 {
+                let sum = install_awake(&pool, || {
+                    (0..64usize)
+                        .into_par_iter()
+                        .with_max_len(1)
+                        .map(|i| {
+                            (0..64usize)
+                                .into_par_iter()
+                                .with_max_len(1)
+                                .map(|j| (i * j) as u64 + round)
+                                .sum::<u64>()
+                        })
+                        .sum::<u64>()
+                });
+                assert_eq!(sum, 2016 * 2016 + 64 * 64 * round);
+            }
         }
     }
 }
