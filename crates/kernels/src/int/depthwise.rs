@@ -315,6 +315,10 @@ impl PackedQDepthwise {
             let (r, ox0) = (p / ow, p % ow);
             let (b, oy) = (r / oh, r % oh);
             let seg = (ow - ox0).min(dst.len() / cout);
+            if seg == 0 {
+                // Less than a pixel left: callers pass whole pixels, so nothing to compute.
+                break;
+            }
             let (out, rest) = std::mem::take(&mut dst).split_at_mut(seg * cout);
             // The segment's pixels as rows of `cout` channels.
             if let Some(x) = X::as_u8(x) {
